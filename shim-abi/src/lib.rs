@@ -1,0 +1,365 @@
+//! The contract between the litebox-vmm host and its guest kernel.
+//!
+//! Everything that crosses the VM boundary is defined here and nowhere else: the guest-physical
+//! memory map, the boot-info block the VMM fills before the first instruction, the request ring
+//! (requests, completions, scatter-gather entries), the doorbell port, the vDSO data page and
+//! Linux's errno values. Both sides compile this crate; `ABI_VERSION` changes whenever a layout
+//! does.
+//!
+//! All types are plain `#[repr(C)]` data checked by `zerocopy`, so the host can read them out of
+//! guest memory without trusting a single byte: every field is a number, never a pointer the
+//! host would dereference. Guest addresses are *guest physical addresses* (GPAs); the host checks
+//! each range against guest memory before it touches it.
+
+#![no_std]
+
+pub mod errno;
+pub mod syscall_names;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Bumped on every change of a layout or of a request's meaning.
+pub const ABI_VERSION: u32 = 1;
+
+/// "LITEBOX\0" as a little-endian u64; the first field of [`BootInfo`].
+pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"LITEBOX\0");
+
+pub const PAGE_SIZE: u64 = 4096;
+pub const HUGE_PAGE_SIZE: u64 = 2 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Guest-physical memory map. The VMM builds the boot page tables at `BOOT_PAGE_TABLES_GPA`, loads
+// the kernel at `KERNEL_GPA`, and places the vDSO, the program and its initial stack from
+// `BootInfo::loader_gpa` on. The guest kernel allocates frames from `BootInfo::free_gpa` to
+// `BootInfo::memory_size`.
+// ---------------------------------------------------------------------------------------------
+
+/// The boot-info page ([`BootInfo`]).
+pub const BOOT_INFO_GPA: u64 = 0x1000;
+/// The request ring: a [`RingHeader`], then the submission and completion queues.
+pub const RING_GPA: u64 = 0x2000;
+/// Bytes reserved for the ring (header + queues).
+pub const RING_BYTES: u64 = 0x3000;
+/// Counters the guest kernel keeps for `--stats` ([`GuestStats`]).
+pub const GUEST_STATS_GPA: u64 = 0x5000;
+/// The kernel's scatter-gather arena: [`SG_ARENA_ENTRIES`] entries of [`SgEntry`].
+pub const SG_ARENA_GPA: u64 = 0x8000;
+pub const SG_ARENA_ENTRIES: u64 = 2048;
+/// Boot page tables written by the VMM (PML4 first). Up to the kernel image.
+pub const BOOT_PAGE_TABLES_GPA: u64 = 0x20000;
+/// Where the kernel ELF's `PT_LOAD` segments are placed (their `p_paddr`).
+pub const KERNEL_GPA: u64 = 0x20_0000;
+
+/// Guest virtual base of the linear map of all guest-physical memory (supervisor, 2 MiB pages).
+pub const DIRECT_MAP_BASE: u64 = 0xffff_8880_0000_0000;
+/// Guest virtual base where the first GiB of guest-physical memory is mapped for the kernel
+/// image: physical `p` is at `KERNEL_VIRT_BASE + p`.
+pub const KERNEL_VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
+/// Highest user address + 1 (the canonical lower half, minus a guard page like Linux).
+pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
+/// Guest virtual address of Linux's legacy vsyscall page; never mapped, emulated on the fault.
+pub const VSYSCALL_PAGE: u64 = 0xffff_ffff_ff60_0000;
+
+/// `out` to this port is the doorbell: "process the submission queue now". Synchronous: when
+/// the instruction retires, every request submitted before it has its completion.
+pub const DOORBELL_PORT: u16 = 0x510;
+
+// ---------------------------------------------------------------------------------------------
+// Boot information.
+// ---------------------------------------------------------------------------------------------
+
+/// Most `PT_LOAD` mappings of one program the boot info can describe.
+pub const MAX_SEGMENTS: usize = 32;
+
+pub const PROT_READ: u32 = 1;
+pub const PROT_WRITE: u32 = 2;
+pub const PROT_EXEC: u32 = 4;
+
+/// A run of user pages the VMM has filled, to be mapped by the guest kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SegmentMapping {
+    /// Page-aligned user virtual address of the first page.
+    pub virt: u64,
+    /// Page-aligned GPA of the first page; the pages are physically contiguous.
+    pub gpa: u64,
+    /// Number of 4 KiB pages.
+    pub pages: u64,
+    /// `PROT_*` bits.
+    pub prot: u32,
+    pub _reserved: u32,
+}
+
+/// Written by the VMM at [`BOOT_INFO_GPA`] before the vCPU starts; read once by the guest.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct BootInfo {
+    pub magic: u64,
+    pub abi_version: u32,
+    /// `log::LevelFilter` as a number: 0 off, 1 error … 5 trace.
+    pub log_level: u32,
+    /// Bytes of guest-physical memory, starting at GPA 0.
+    pub memory_size: u64,
+    /// First GPA that belongs to the guest kernel's frame allocator.
+    pub free_gpa: u64,
+    /// The guest TSC frequency, from `KVM_GET_TSC_KHZ`.
+    pub tsc_khz: u64,
+
+    /// Program entry point (user virtual, load bias applied).
+    pub entry: u64,
+    /// Initial `%rsp`: points at `argc`.
+    pub stack_pointer: u64,
+    /// Top (exclusive) of the stack mapping.
+    pub stack_top: u64,
+    /// Lowest address the stack may grow down to.
+    pub stack_limit: u64,
+    /// First byte of the heap (`brk`), page-aligned, after the highest segment.
+    pub brk_start: u64,
+    /// Highest address (exclusive) for `mmap` without a hint; it allocates downwards from here.
+    pub mmap_top: u64,
+    /// User virtual address of the vDSO's ELF header (`AT_SYSINFO_EHDR`); the vvar page
+    /// ([`VvarPage`]) is mapped read-only one page below it.
+    pub vdso_virt: u64,
+    /// The guest-physical page the kernel keeps the [`VvarPage`] in.
+    pub vvar_gpa: u64,
+
+    /// Number of valid entries in `segments`. The vDSO and the prepared top of the stack are
+    /// entries too.
+    pub segment_count: u32,
+    pub _reserved: u32,
+    pub segments: [SegmentMapping; MAX_SEGMENTS],
+}
+
+// ---------------------------------------------------------------------------------------------
+// The request ring. One submission queue (guest produces, host consumes) and one completion
+// queue (host produces, guest consumes), indices free-running modulo 2^32.
+// ---------------------------------------------------------------------------------------------
+
+/// Slots in each queue; a power of two.
+pub const RING_ENTRIES: u32 = 64;
+/// Most scatter-gather entries one request may name.
+pub const MAX_SG_PER_REQUEST: u32 = 1024;
+/// Most bytes one request may move.
+pub const MAX_BYTES_PER_REQUEST: u64 = 64 << 20;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct RingHeader {
+    /// Next submission slot the guest will fill.
+    pub sq_tail: u32,
+    /// Next submission slot the host will read.
+    pub sq_head: u32,
+    /// Next completion slot the host will fill.
+    pub cq_tail: u32,
+    /// Next completion slot the guest will read.
+    pub cq_head: u32,
+    /// When the guest executes `hlt`, the VMM sleeps until its monotonic clock reaches this
+    /// (nanoseconds, the same clock as the guest's `CLOCK_MONOTONIC`). 0: halted for good.
+    pub wake_at_ns: u64,
+    pub _reserved: [u64; 5],
+}
+
+/// Byte offset of the submission queue from [`RING_GPA`].
+pub const SQ_OFFSET: u64 = 64;
+/// Byte offset of the completion queue from [`RING_GPA`].
+pub const CQ_OFFSET: u64 = SQ_OFFSET + RING_ENTRIES as u64 * 64;
+
+/// What a request asks the host to do. The numbers are part of the ABI.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opcode {
+    /// `args[0]` = host stdio fd (0..=2). Writes the bytes named by the SG list. Result: bytes.
+    Write = 1,
+    /// `args[0]` = fd. Reads into the SG list (one host read). Result: bytes, 0 at end of file.
+    Read = 2,
+    /// `args[0]` = fd, `args[1]` = file offset. Result: bytes.
+    Pread = 3,
+    /// `args[0]` = fd, `args[1]` = GPA of a [`HostStat`]. Result: 0.
+    Fstat = 4,
+    /// `args[0]` = fd, `args[1]` = ioctl number (only `TCGETS`, `TIOCGWINSZ`),
+    /// `args[2]` = GPA of the result (`termios` 36 bytes, `winsize` 8 bytes). Result: 0.
+    Ioctl = 5,
+    /// `args[0]` = GPA of an array of [`PollFd`], `args[1]` = count,
+    /// `args[2]` = timeout in ms (negative: forever). Result: number of ready entries.
+    Poll = 6,
+    /// `args[0]` = fd: the program closed its stdio fd; later requests on it get `EBADF`.
+    Close = 7,
+    /// `args[0]` = `log::Level` as a number; the SG list holds the UTF-8 message.
+    Log = 8,
+    /// The program ended. `args[0]` = [`ExitKind`], `args[1]` = status or signal number,
+    /// `args[2]` = faulting address, `args[3]` = faulting `%rip`. No completion.
+    Exit = 9,
+    /// The guest kernel panicked; the SG list holds the message. No completion.
+    Panic = 10,
+    /// `args[0]` = GPA of a [`ClockReading`] the host fills with its clocks. Result: 0.
+    ReadClock = 11,
+    /// Fill the SG list with random bytes from the host's CSPRNG. Result: bytes.
+    Random = 12,
+    /// The SG list names guest frames the kernel freed; the host drops their contents so they
+    /// read as zero and stop costing host memory. Result: 0.
+    DiscardFrames = 13,
+}
+
+impl Opcode {
+    pub fn from_u32(value: u32) -> Option<Self> {
+        Some(match value {
+            1 => Self::Write,
+            2 => Self::Read,
+            3 => Self::Pread,
+            4 => Self::Fstat,
+            5 => Self::Ioctl,
+            6 => Self::Poll,
+            7 => Self::Close,
+            8 => Self::Log,
+            9 => Self::Exit,
+            10 => Self::Panic,
+            11 => Self::ReadClock,
+            12 => Self::Random,
+            13 => Self::DiscardFrames,
+            _ => return None,
+        })
+    }
+}
+
+/// How the program ended (`Opcode::Exit`, `args[0]`).
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    /// `exit`/`exit_group`; `args[1]` is the status (low 8 bits count, as on Linux).
+    Status = 0,
+    /// Killed by a signal; `args[1]` is its number, `args[2]`/`args[3]` where it happened.
+    Signal = 1,
+}
+
+/// One slot of the submission queue (64 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Request {
+    /// An [`Opcode`] number.
+    pub opcode: u32,
+    /// Entries in the scatter-gather list at `sg_gpa`.
+    pub sg_count: u32,
+    /// Copied into the completion so the guest can match them.
+    pub user_data: u64,
+    pub args: [u64; 4],
+    /// GPA of `sg_count` [`SgEntry`]s.
+    pub sg_gpa: u64,
+    pub _reserved: u64,
+}
+
+/// One slot of the completion queue (16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Completion {
+    pub user_data: u64,
+    /// `>= 0` on success, `-errno` on failure.
+    pub result: i64,
+}
+
+/// A guest-physical byte range.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SgEntry {
+    pub gpa: u64,
+    pub len: u64,
+}
+
+/// What `Opcode::Fstat` reports about a host stdio fd: the fields of Linux's `struct stat`
+/// that describe what the fd is. The guest fills the rest.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct HostStat {
+    pub mode: u32,
+    pub _reserved: u32,
+    pub size: i64,
+    pub rdev: u64,
+    pub blksize: i64,
+    pub ino: u64,
+    pub dev: u64,
+}
+
+/// Linux's `struct pollfd`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct PollFd {
+    pub fd: i32,
+    pub events: i16,
+    pub revents: i16,
+}
+
+/// The host's clocks at the moment it handled `Opcode::ReadClock`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct ClockReading {
+    pub realtime_ns: u64,
+    pub monotonic_ns: u64,
+}
+
+/// Counters the guest kernel keeps at [`GUEST_STATS_GPA`] (exactly one page). The host reads
+/// them after the run for `--stats`; they are only numbers, never trusted for control.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct GuestStats {
+    /// Guest TSC right before the first user instruction.
+    pub program_start_tsc: u64,
+    /// Guest TSC when the kernel made its clock reading at boot.
+    pub boot_clock_tsc: u64,
+    /// Page faults the kernel resolved by mapping memory.
+    pub page_faults: u64,
+    /// Syscalls with a number of `SYSCALL_COUNTERS` or more.
+    pub other_syscalls: u64,
+    /// Syscalls by number.
+    pub syscalls: [u64; SYSCALL_COUNTERS],
+}
+
+pub const SYSCALL_COUNTERS: usize = 508;
+
+// ---------------------------------------------------------------------------------------------
+// The vDSO's data page ("vvar"): written by the guest kernel, read by the vDSO in ring 3.
+// ---------------------------------------------------------------------------------------------
+
+/// Fixed-point shift of [`VvarPage::ns_per_tsc_mult`].
+pub const TSC_MULT_SHIFT: u32 = 32;
+
+/// Clock parameters. Time in ns = `base_ns + ((tsc - tsc_base) * ns_per_tsc_mult) >> 32`,
+/// with the product taken in 128 bits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct VvarPage {
+    /// Odd while the kernel rewrites the page; readers retry until it is even and unchanged.
+    pub sequence: u32,
+    pub _reserved: u32,
+    pub tsc_base: u64,
+    pub ns_per_tsc_mult: u64,
+    pub monotonic_base_ns: u64,
+    pub realtime_base_ns: u64,
+}
+
+impl VvarPage {
+    /// Nanoseconds elapsed since `tsc_base` at `tsc`.
+    pub fn ns_since_base(&self, tsc: u64) -> u64 {
+        let delta = u128::from(tsc.wrapping_sub(self.tsc_base));
+        let ns = (delta * u128::from(self.ns_per_tsc_mult)) >> TSC_MULT_SHIFT;
+        u64::try_from(ns).unwrap_or(u64::MAX)
+    }
+
+    /// The multiplier for a TSC running at `tsc_khz`.
+    pub fn mult_for_tsc_khz(tsc_khz: u64) -> u64 {
+        ((1_000_000u128 << TSC_MULT_SHIFT) / u128::from(tsc_khz.max(1))) as u64
+    }
+}
+
+/// Linux `ioctl` numbers the host answers for stdio fds.
+pub const TCGETS: u64 = 0x5401;
+pub const TIOCGWINSZ: u64 = 0x5413;
+
+const _: () = {
+    assert!(core::mem::size_of::<Request>() == 64);
+    assert!(core::mem::size_of::<Completion>() == 16);
+    assert!(core::mem::size_of::<RingHeader>() == 64);
+    assert!(core::mem::size_of::<GuestStats>() <= PAGE_SIZE as usize);
+    assert!(core::mem::size_of::<BootInfo>() <= PAGE_SIZE as usize);
+    assert!(CQ_OFFSET + RING_ENTRIES as u64 * 16 <= RING_BYTES);
+    assert!(RING_GPA + RING_BYTES <= GUEST_STATS_GPA);
+    assert!(SG_ARENA_GPA + SG_ARENA_ENTRIES * 16 <= BOOT_PAGE_TABLES_GPA);
+};
