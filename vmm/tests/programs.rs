@@ -1,0 +1,413 @@
+//! End-to-end tests: real, unmodified Linux programs run by the real `litebox-vmm` binary on
+//! the machine's `/dev/kvm`. Wherever a native run means something, the sandboxed run must
+//! match it byte for byte on stdout and in the exit code. The programs are Debian's
+//! busybox-static and the test images built by `cargo xtask images` (sources in `images/`).
+//!
+//! Also covered: what the sandbox says and returns for bad inputs (missing, non-ELF and dynamic
+//! images, a bad flag), for programs killed by a signal, and for `--timeout`.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{
+    assert_code, assert_one_error_line, assert_same, busybox, has_interp, image, kill_line,
+    pseudo_random_bytes, run, Place, Program,
+};
+
+/// Runs `busybox ARGS` in the sandbox and natively and demands the same stdout and status.
+fn busybox_same(args: &[&str], stdin: Option<&[u8]>) -> common::Run {
+    let mut program = Program::new(busybox()).args(args.iter().copied());
+    if let Some(bytes) = stdin {
+        program = program.stdin(bytes);
+    }
+    let sandboxed = program.sandboxed();
+    assert_same(&sandboxed, &program.native());
+    sandboxed
+}
+
+// ---- busybox ---------------------------------------------------------------------------------
+
+#[test]
+fn busybox_echo() {
+    let run = busybox_same(&["echo", "hello,", "sandboxed  world", "", "-x"], None);
+    assert_eq!(run.stdout_text(), "hello, sandboxed  world  -x\n");
+}
+
+#[test]
+fn busybox_printf() {
+    busybox_same(
+        &["printf", "%s=%d (%x) %5.2f|\n", "a", "42", "255", "3.14159"],
+        None,
+    );
+    busybox_same(&["printf", "[%s]\n", "one", "two words", "three"], None);
+}
+
+#[test]
+fn busybox_true_and_false() {
+    let truth = busybox_same(&["true"], None);
+    assert_code(&truth, 0);
+    let falsehood = busybox_same(&["false"], None);
+    assert_code(&falsehood, 1);
+}
+
+#[test]
+fn busybox_seq() {
+    let run = busybox_same(&["seq", "1", "100000"], None);
+    assert!(
+        run.stdout.ends_with(b"\n99999\n100000\n"),
+        "{}",
+        run.report()
+    );
+}
+
+#[test]
+fn busybox_sha256sum_of_stdin() {
+    let data = pseudo_random_bytes(1 << 20);
+    busybox_same(&["sha256sum"], Some(&data));
+}
+
+#[test]
+fn busybox_cat_from_stdin() {
+    // Arbitrary bytes, newlines and NULs included, must come through unchanged.
+    let data = pseudo_random_bytes(200 * 1024);
+    let run = busybox_same(&["cat"], Some(&data));
+    assert!(
+        run.stdout == data,
+        "cat changed its input\n{}",
+        run.report()
+    );
+}
+
+#[test]
+fn busybox_wc_from_stdin() {
+    let text: String = (0..5000)
+        .map(|i| format!("line {i} of some words\n"))
+        .collect();
+    busybox_same(&["wc"], Some(text.as_bytes()));
+}
+
+#[test]
+fn busybox_uname_machine() {
+    let run = busybox_same(&["uname", "-m"], None);
+    assert_eq!(run.stdout_text(), "x86_64\n");
+}
+
+#[test]
+fn busybox_date_is_host_time() {
+    let before = unix_seconds();
+    let run = Program::new(busybox()).args(["date", "+%s"]).sandboxed();
+    let after = unix_seconds();
+
+    assert_code(&run, 0);
+    let guest: u64 = run
+        .stdout_text()
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("date printed no number ({e})\n{}", run.report()));
+    assert!(
+        before.saturating_sub(1) <= guest && guest <= after + 1,
+        "guest time {guest} is not within 1 s of the host's [{before}, {after}]"
+    );
+}
+
+#[test]
+fn busybox_sleep_takes_its_time() {
+    // What starting and ending a sandbox costs, so the sleep's own duration can be judged.
+    let baseline = Program::new(busybox()).args(["true"]).sandboxed();
+    assert_code(&baseline, 0);
+
+    let run = Program::new(busybox()).args(["sleep", "0.3"]).sandboxed();
+    assert_code(&run, 0);
+    assert!(
+        run.wall >= Duration::from_millis(300),
+        "slept too little\n{}",
+        run.report()
+    );
+    assert!(
+        run.wall < Duration::from_secs(1) + baseline.wall,
+        "slept too long (an empty run takes {:?})\n{}",
+        baseline.wall,
+        run.report()
+    );
+}
+
+#[test]
+fn busybox_env_is_exactly_the_given_pairs() {
+    let program = Program::new(busybox())
+        .args(["env"])
+        .env("A", "1")
+        .env("B", "two");
+    let run = program.sandboxed();
+    assert_code(&run, 0);
+    assert_eq!(run.stdout_text(), "A=1\nB=two\n", "{}", run.report());
+    assert_same(&run, &program.native());
+}
+
+#[test]
+fn busybox_env_is_empty_by_default() {
+    let run = Program::new(busybox()).args(["env"]).sandboxed();
+    assert_code(&run, 0);
+    assert_eq!(
+        run.stdout_text(),
+        "",
+        "the host's environment leaked\n{}",
+        run.report()
+    );
+}
+
+// ---- our test programs -----------------------------------------------------------------------
+
+#[test]
+fn hello_musl() {
+    let program = Program::new(image("hello-musl"));
+    let run = program.sandboxed();
+    assert_same(&run, &program.native());
+    assert_eq!(run.stdout_text(), "hello, world\n");
+}
+
+#[test]
+fn hello_musl_static_pie_with_args() {
+    let program = Program::new(image("hello-musl-pie")).args(["first", "second arg", "", "-v"]);
+    let run = program.sandboxed();
+    assert_same(&run, &program.native());
+    assert_eq!(run.stdout_text(), "hello, world\nfirst\nsecond arg\n\n-v\n");
+}
+
+#[test]
+fn rust_demo() {
+    let program = Program::new(image("rust-demo")).args(["alpha", "beta gamma"]);
+    let run = program.sandboxed();
+    assert_same(&run, &program.native());
+    assert_code(&run, 0);
+    assert!(
+        run.stdout_text().contains("\nelapsed ok\n"),
+        "{}",
+        run.report()
+    );
+
+    let program = Program::new(image("rust-demo")).args(["--exit", "7"]);
+    let run = program.sandboxed();
+    assert_same(&run, &program.native());
+    assert_code(&run, 7);
+}
+
+fn args_and_env(name: &str) {
+    let path = image(name);
+    let program = Program::new(&path)
+        .args(["one", "two words", ""])
+        .env("A", "1")
+        .env("B", "two words")
+        .env("EMPTY", "");
+    let run = program.sandboxed();
+    assert_same(&run, &program.native());
+
+    let expected = format!(
+        "argc=4\nargv[0]={}\nargv[1]=one\nargv[2]=two words\nargv[3]=\n\
+         env: A=1\nenv: B=two words\nenv: EMPTY=\n",
+        path.display()
+    );
+    assert_eq!(run.stdout_text(), expected, "{}", run.report());
+}
+
+#[test]
+fn args_env_glibc() {
+    args_and_env("args-env-glibc");
+}
+
+#[test]
+fn args_env_musl() {
+    args_and_env("args-env-musl");
+}
+
+#[test]
+fn argv0_flag_renames_the_program() {
+    let path = image("args-env-musl");
+    let run = Program::new(&path)
+        .flags(["--argv0", "renamed"])
+        .args(["x"])
+        .sandboxed();
+
+    let mut native = Command::new(&path);
+    native.arg0("renamed").arg("x").env_clear();
+    let native = run_native(native);
+    assert_same(&run, &native);
+    assert_eq!(run.stdout_text(), "argc=2\nargv[0]=renamed\nargv[1]=x\n");
+}
+
+#[test]
+fn syscalls_answered_like_linux() {
+    let path = image("syscalls");
+    let native = Program::new(&path).native();
+    assert_code(&native, 0);
+
+    let run = Program::new(&path).args(["--expect-cwd", "/"]).sandboxed();
+    assert!(
+        !run.stdout_text().contains("FAIL"),
+        "a check failed\n{}",
+        run.report()
+    );
+    assert!(
+        run.stdout_text().contains("syscalls done: "),
+        "{}",
+        run.report()
+    );
+    assert_code(&run, 0);
+}
+
+#[test]
+fn wild_pointers_get_efault() {
+    let expected = std::fs::read(image("wild-pointers.expected")).expect("reading .expected");
+    let run = Program::new(image("wild-pointers"))
+        .stdin(&b"abc\n"[..])
+        .sandboxed();
+    assert_code(&run, 0);
+    assert!(
+        run.stdout == expected,
+        "differs from wild-pointers.expected:\n{}\n{}",
+        String::from_utf8_lossy(&expected),
+        run.report()
+    );
+}
+
+// ---- programs killed by a signal -------------------------------------------------------------
+
+/// The program dies by `signal` natively, and in the sandbox litebox-vmm exits 128+signal and
+/// says so in one line naming the program and the signal.
+fn killed_by(name: &str, signal: i32, signal_name: &str) -> String {
+    let path = image(name);
+    let native = Program::new(&path).native();
+    assert_code(&native, 128 + signal);
+
+    let run = Program::new(&path).sandboxed();
+    assert_code(&run, 128 + signal);
+    let line = kill_line(&run);
+    let wanted = format!("killed by {signal_name} (signal {signal})");
+    assert!(line.contains(&wanted), "expected `{wanted}` in: {line}");
+    assert!(
+        line.contains(&path.display().to_string()),
+        "no program path in: {line}"
+    );
+    line
+}
+
+#[test]
+fn null_deref_is_sigsegv_at_zero() {
+    let line = killed_by("null-deref", 11, "SIGSEGV");
+    let at = line
+        .find("fault address 0x0")
+        .unwrap_or_else(|| panic!("no `fault address 0x0` in: {line}"));
+    let next = line[at + "fault address 0x0".len()..].chars().next();
+    assert!(
+        !next.is_some_and(|c| c.is_ascii_hexdigit()),
+        "not address 0: {line}"
+    );
+    assert!(line.contains("rip 0x"), "no rip in: {line}");
+}
+
+#[test]
+fn ud2_is_sigill() {
+    killed_by("ud2", 4, "SIGILL");
+}
+
+#[test]
+fn div_zero_is_sigfpe() {
+    killed_by("div-zero", 8, "SIGFPE");
+}
+
+#[test]
+fn int3_is_sigtrap() {
+    killed_by("int3", 5, "SIGTRAP");
+}
+
+#[test]
+fn timeout_ends_a_spinning_program() {
+    let run = Program::new(image("spin"))
+        .flags(["--timeout", "1s"])
+        .sandboxed();
+    assert_code(&run, 124);
+    assert!(
+        run.wall < Duration::from_secs(5),
+        "took {:?}\n{}",
+        run.wall,
+        run.report()
+    );
+}
+
+// ---- bad inputs ------------------------------------------------------------------------------
+
+#[test]
+fn missing_image_is_127() {
+    let path = scratch_dir().join("no-such-program");
+    let run = Program::new(&path).sandboxed();
+    assert_code(&run, 127);
+    let line = assert_one_error_line(&run);
+    assert!(
+        line.contains(&path.display().to_string()),
+        "no path in: {line}"
+    );
+}
+
+#[test]
+fn text_file_is_126() {
+    let path = scratch_dir().join("not-an-elf.txt");
+    std::fs::write(&path, "just some text\n").expect("writing the text file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let run = Program::new(&path).sandboxed();
+    assert_code(&run, 126);
+    assert_one_error_line(&run);
+}
+
+#[test]
+fn dynamic_elf_is_126() {
+    let path = PathBuf::from("/bin/true");
+    assert!(
+        has_interp(&path),
+        "/bin/true should be coreutils' dynamic build"
+    );
+    let run = Program::new(&path).sandboxed();
+    assert_code(&run, 126);
+    let line = assert_one_error_line(&run);
+    assert!(
+        line.to_lowercase().contains("dynamic"),
+        "no `dynamic` in: {line}"
+    );
+}
+
+#[test]
+fn bad_flag_is_125() {
+    let run = Program::new(image("hello-musl"))
+        .flags(["--memory", "lots"])
+        .sandboxed();
+    assert_code(&run, 125);
+    assert_one_error_line(&run);
+    assert!(
+        run.stdout.is_empty(),
+        "the program ran anyway\n{}",
+        run.report()
+    );
+}
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+fn run_native(command: Command) -> common::Run {
+    run(command, Place::Native, None)
+}
+
+/// A directory of this test crate's own for files the tests make.
+fn scratch_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("programs");
+    std::fs::create_dir_all(&dir).expect("creating the scratch directory");
+    dir
+}
