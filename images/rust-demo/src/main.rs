@@ -24,7 +24,11 @@ fn main() {
         *hashed.entry(word).or_default() += 1;
     }
     let sorted: BTreeMap<&str, usize> = hashed.iter().map(|(w, n)| (*w, *n)).collect();
-    println!("words: {} distinct, {} total", sorted.len(), hashed.values().sum::<usize>());
+    println!(
+        "words: {} distinct, {} total",
+        sorted.len(),
+        hashed.values().sum::<usize>()
+    );
     for (word, count) in &sorted {
         println!("  {word}: {count}");
     }
