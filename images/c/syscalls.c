@@ -299,7 +299,9 @@ static void check_brk(void)
 
 /* ---- process ----------------------------------------------------------------------------- */
 
-static unsigned long fake_tcb[64] __attribute__((aligned(64)));
+/* The start of a thread control block: musl's self pointer and stack canary (at 0x28) lie in
+ * the first 64 bytes, and copying more might read past the end of the real one. */
+static unsigned long fake_tcb[8] __attribute__((aligned(64)));
 
 /* Runs with FS pointing at a copy of the thread block, using no libc in between, and puts FS
  * back before returning: libc keeps errno and the stack canary behind FS. */
