@@ -1,1 +1,146 @@
-fn main() {}
+//! `litebox-vmm`: the command line over the [`litebox_vmm::Sandbox`] API.
+//!
+//! Exit status follows `docker run`: the program's own status, 128+N when signal N ended it,
+//! 124 when `--timeout` expired, 125 when the sandbox failed (bad flag, no KVM, guest kernel
+//! panic), 126 when the image can't be executed, 127 when it doesn't exist. Every error is one
+//! line on stderr.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use litebox_vmm::{ExitStatus, Sandbox};
+
+/// Run an unmodified static Linux x86-64 program in a KVM micro-VM under the litebox library
+/// kernel. The program sees only its arguments, the --env pairs and stdin/stdout/stderr.
+#[derive(Parser, Debug)]
+#[command(name = "litebox-vmm", version, about, long_about = None)]
+struct Cli {
+    /// The static ELF program to run (ET_EXEC or static-pie).
+    #[arg(long, value_name = "PROG")]
+    image: PathBuf,
+
+    /// Guest memory (e.g. 256M, 1G); only what the program touches costs host memory.
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_memory)]
+    memory: u64,
+
+    /// An environment variable for the program, KEY=VALUE (repeatable). Nothing else is set.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(OsString, OsString)>,
+
+    /// Stop the program after this long (e.g. 500ms, 2s, 1m); exit status 124.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+
+    /// Print run statistics to stderr on exit.
+    #[arg(long)]
+    stats: bool,
+
+    /// argv[0] for the program (default: the --image path as given).
+    #[arg(long, value_name = "NAME")]
+    argv0: Option<OsString>,
+
+    /// Most verbose guest kernel log level to print (off, error, warn, info, debug, trace).
+    #[arg(long, value_name = "LEVEL", default_value = "warn")]
+    log_level: log::LevelFilter,
+
+    /// Arguments for the program, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<OsString>,
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    parse_size::Config::new()
+        .with_binary()
+        .parse_size(text)
+        .map_err(|error| format!("{error} (use a size such as 256M or 1G)"))
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        if seconds.is_finite() && seconds > 0.0 {
+            return Ok(Duration::from_secs_f64(seconds));
+        }
+    }
+    humantime::parse_duration(text).map_err(|error| format!("{error} (use e.g. 500ms, 2s, 1m)"))
+}
+
+fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.into(), value.into())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+const SIGNAL_NAMES: [&str; 32] = [
+    "", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
+    "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
+    "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
+    "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+];
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            // --help and --version.
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            let text = error.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.trim_start_matches("error: ");
+            eprintln!("litebox-vmm: {first} (see --help)");
+            return ExitCode::from(125);
+        }
+    };
+    let default_filter = format!("warn,guest={}", cli.log_level);
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
+        .format_timestamp(None)
+        .init();
+
+    let image = cli.image.clone();
+    let mut builder = Sandbox::builder(&cli.image)
+        .args(cli.args)
+        .memory(cli.memory)
+        .guest_log_level(cli.log_level);
+    if let Some(argv0) = cli.argv0 {
+        builder = builder.argv0(argv0);
+    }
+    if let Some(timeout) = cli.timeout {
+        builder = builder.timeout(timeout);
+    }
+    for (key, value) in cli.env {
+        builder = builder.env(key, value);
+    }
+
+    let outcome = match builder.build().and_then(Sandbox::run) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            eprintln!("litebox-vmm: {error}");
+            return ExitCode::from(error.exit_code() as u8);
+        }
+    };
+
+    match &outcome.status {
+        ExitStatus::Exited(_) => {}
+        ExitStatus::Signaled { signal, fault_address, rip } => {
+            let name = SIGNAL_NAMES.get(*signal as usize).copied().unwrap_or("signal");
+            eprintln!(
+                "litebox-vmm: {}: killed by {name} (signal {signal}): fault address \
+                 {fault_address:#x}, rip {rip:#x}",
+                image.display()
+            );
+        }
+        ExitStatus::TimedOut => {
+            eprintln!("litebox-vmm: {}: stopped after the --timeout expired", image.display());
+        }
+    }
+    if cli.stats {
+        eprintln!("{}", outcome.stats);
+    }
+    ExitCode::from(outcome.exit_code() as u8)
+}

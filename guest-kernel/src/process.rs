@@ -1,0 +1,167 @@
+//! The state of the one program this kernel runs: its memory, file descriptors, signal
+//! bookkeeping and limits, and how it ends (`exit` or a signal), reported to the VMM.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use shim_abi::{ExitKind, Opcode};
+
+use crate::arch::{self, SyscallPath};
+use crate::errno::Errno;
+use crate::mm::frames::FrameAllocator;
+use crate::mm::space::AddressSpace;
+use crate::ring;
+use crate::time::Clock;
+
+pub const PID: u64 = 1;
+pub const UID: u64 = 1000;
+pub const GID: u64 = 1000;
+
+/// Most file descriptors a program may hold (`RLIMIT_NOFILE`).
+pub const MAX_FDS: usize = 1024;
+
+/// What an fd refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenFile {
+    /// One of the VMM's own stdin/stdout/stderr (0, 1, 2), reached over the ring.
+    HostStdio(u8),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct FdEntry {
+    pub file: OpenFile,
+    pub cloexec: bool,
+    /// `O_*` status flags as `F_GETFL` reports them.
+    pub status_flags: u32,
+}
+
+pub struct FdTable {
+    entries: Vec<Option<FdEntry>>,
+}
+
+impl FdTable {
+    /// 0, 1 and 2 open on the host's stdio, as a program expects.
+    pub fn with_stdio() -> Self {
+        let stdio = |fd: u8, flags: u32| {
+            Some(FdEntry { file: OpenFile::HostStdio(fd), cloexec: false, status_flags: flags })
+        };
+        Self { entries: vec![stdio(0, 0), stdio(1, 1), stdio(2, 1)] }
+    }
+
+    pub fn get(&self, fd: u64) -> Result<FdEntry, Errno> {
+        let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        self.entries.get(index).copied().flatten().ok_or(Errno::EBADF)
+    }
+
+    pub fn get_mut(&mut self, fd: u64) -> Result<&mut FdEntry, Errno> {
+        let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        self.entries.get_mut(index).and_then(Option::as_mut).ok_or(Errno::EBADF)
+    }
+
+    /// Installs `entry` at the lowest free fd at or above `min`.
+    pub fn insert_from(&mut self, min: usize, entry: FdEntry) -> Result<u64, Errno> {
+        if min >= MAX_FDS {
+            return Err(Errno::EINVAL);
+        }
+        let free = (min..MAX_FDS).find(|&fd| self.entries.get(fd).is_none_or(Option::is_none));
+        let fd = free.ok_or(Errno::EMFILE)?;
+        self.set(fd, entry);
+        Ok(fd as u64)
+    }
+
+    /// Installs `entry` at `fd`, returning what was there.
+    pub fn set(&mut self, fd: usize, entry: FdEntry) -> Option<FdEntry> {
+        if self.entries.len() <= fd {
+            self.entries.resize(fd + 1, None);
+        }
+        self.entries[fd].replace(entry)
+    }
+
+    pub fn remove(&mut self, fd: u64) -> Result<FdEntry, Errno> {
+        let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        self.entries.get_mut(index).and_then(Option::take).ok_or(Errno::EBADF)
+    }
+
+    /// True if another fd still refers to `file`.
+    pub fn is_open(&self, file: OpenFile) -> bool {
+        self.entries.iter().flatten().any(|entry| entry.file == file)
+    }
+}
+
+/// `struct k_sigaction` as `rt_sigaction` passes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+pub struct SigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+/// `stack_t`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+pub struct SignalStack {
+    pub sp: u64,
+    pub flags: i32,
+    pub _pad: u32,
+    pub size: u64,
+}
+
+/// Signal dispositions and masks. Handlers are recorded but not yet run: a signal the
+/// kernel raises (a fault) ends the program as if it had the default action.
+pub struct SignalState {
+    pub actions: [SigAction; 64],
+    pub blocked: u64,
+    pub alternate_stack: SignalStack,
+}
+
+pub struct Kernel {
+    pub frames: FrameAllocator,
+    pub space: AddressSpace,
+    pub files: FdTable,
+    pub signals: SignalState,
+    pub clock: Clock,
+    pub syscall_path: SyscallPath,
+    /// `RLIMIT_*` soft and hard values.
+    pub rlimits: [(u64, u64); 16],
+    pub clear_child_tid: u64,
+    pub robust_list: u64,
+    pub memory_size: u64,
+    /// Syscall numbers already reported as unsupported (a bit each).
+    pub unsupported_logged: [u64; 8],
+    /// A kernel-owned frame the host may write small replies into.
+    pub scratch_gpa: u64,
+}
+
+pub const RLIM_INFINITY: u64 = u64::MAX;
+
+pub fn default_rlimits() -> [(u64, u64); 16] {
+    let mut limits = [(RLIM_INFINITY, RLIM_INFINITY); 16];
+    limits[3] = (8 << 20, RLIM_INFINITY); // RLIMIT_STACK
+    limits[4] = (0, RLIM_INFINITY); // RLIMIT_CORE
+    limits[7] = (MAX_FDS as u64, MAX_FDS as u64); // RLIMIT_NOFILE
+    limits[8] = (8 << 20, 8 << 20); // RLIMIT_MEMLOCK
+    limits[6] = (1, 1); // RLIMIT_NPROC: one process
+    limits
+}
+
+impl SignalState {
+    pub fn new() -> Self {
+        Self { actions: [SigAction::default(); 64], blocked: 0, alternate_stack: SignalStack {
+            flags: 2, // SS_DISABLE
+            ..SignalStack::default()
+        } }
+    }
+}
+
+/// Reports the end of the program to the VMM and stops the vCPU for good.
+pub fn end_program(kind: ExitKind, code: u64, fault_address: u64, rip: u64) -> ! {
+    ring::with_ring(|ring| {
+        ring.call(Opcode::Exit, [kind as u64, code, fault_address, rip], None);
+    });
+    loop {
+        ring::set_wake_at(0);
+        arch::halt();
+    }
+}

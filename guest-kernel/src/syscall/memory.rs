@@ -1,0 +1,167 @@
+//! Memory syscalls: argument checking in Linux's order and errnos, over `mm::space`.
+
+use shim_abi::{PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, USER_END};
+
+use crate::errno::{Errno, SysResult};
+use crate::mm::space::{Vma, VmaKind, MMAP_MIN_ADDR};
+use crate::mm::{page_ceil, page_floor};
+use crate::process::Kernel;
+
+const MAP_SHARED: u64 = 0x01;
+const MAP_PRIVATE: u64 = 0x02;
+const MAP_SHARED_VALIDATE: u64 = 0x03;
+const MAP_TYPE: u64 = 0x0f;
+const MAP_FIXED: u64 = 0x10;
+const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+const MAP_HUGETLB: u64 = 0x4_0000;
+
+const MREMAP_MAYMOVE: u64 = 1;
+const MREMAP_FIXED: u64 = 2;
+
+const PROT_ALL: u64 = (PROT_READ | PROT_WRITE | PROT_EXEC) as u64;
+
+/// Checks `[addr, addr + len)` is page-aligned user space; returns the page-rounded end.
+fn user_span(addr: u64, len: u64) -> Result<u64, Errno> {
+    if addr % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = page_ceil(addr.checked_add(len).ok_or(Errno::EINVAL)?).ok_or(Errno::EINVAL)?;
+    if end > USER_END {
+        return Err(Errno::EINVAL);
+    }
+    Ok(end)
+}
+
+pub fn mmap(
+    kernel: &mut Kernel,
+    addr: u64,
+    len: u64,
+    prot: u64,
+    flags: u64,
+    fd: u64,
+    offset: u64,
+) -> SysResult {
+    if len == 0 || offset % PAGE_SIZE != 0 || prot & !PROT_ALL != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let shared = match flags & MAP_TYPE {
+        MAP_SHARED | MAP_SHARED_VALIDATE => true,
+        MAP_PRIVATE => false,
+        _ => return Err(Errno::EINVAL),
+    };
+    if flags & MAP_ANONYMOUS == 0 {
+        // Only anonymous memory exists yet: an fd names stdio (not mappable) or nothing.
+        return Err(if kernel.files.get(fd).is_ok() { Errno::ENODEV } else { Errno::EBADF });
+    }
+    if flags & MAP_HUGETLB != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_ceil(len).ok_or(Errno::ENOMEM)?;
+    if len / PAGE_SIZE > kernel.frames.total() {
+        return Err(Errno::ENOMEM);
+    }
+
+    let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
+        let end = user_span(addr, len).map_err(|_| Errno::EINVAL)?;
+        if addr < MMAP_MIN_ADDR {
+            return Err(Errno::EPERM);
+        }
+        if flags & MAP_FIXED_NOREPLACE != 0 && flags & MAP_FIXED == 0 {
+            if kernel.space.find_free(len, addr) != Some(addr) {
+                return Err(Errno::EEXIST);
+            }
+        }
+        kernel.space.unmap(&mut kernel.frames, addr, end);
+        addr
+    } else {
+        kernel.space.find_free(len, page_floor(addr)).ok_or(Errno::ENOMEM)?
+    };
+
+    // MAP_GROWSDOWN mappings do not grow yet; they behave as fixed-size anonymous memory.
+    let kind = VmaKind::Anonymous;
+    kernel.space.insert(Vma { start, end: start + len, prot: prot as u32, shared, kind });
+    Ok(start)
+}
+
+pub fn munmap(kernel: &mut Kernel, addr: u64, len: u64) -> SysResult {
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = user_span(addr, len)?;
+    kernel.space.unmap(&mut kernel.frames, addr, end);
+    Ok(0)
+}
+
+pub fn mprotect(kernel: &mut Kernel, addr: u64, len: u64, prot: u64) -> SysResult {
+    // PROT_GROWSDOWN/PROT_GROWSUP are accepted and ignored.
+    let prot = prot & !0x0300_0000;
+    if prot & !PROT_ALL != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = user_span(addr, len).map_err(|errno| match errno {
+        Errno::EINVAL if addr % PAGE_SIZE == 0 => Errno::ENOMEM,
+        other => other,
+    })?;
+    if addr == end {
+        return Ok(0);
+    }
+    kernel.space.protect(addr, end, prot as u32)?;
+    Ok(0)
+}
+
+pub fn brk(kernel: &mut Kernel, requested: u64) -> SysResult {
+    Ok(kernel.space.set_brk(&mut kernel.frames, requested))
+}
+
+pub fn mremap(
+    kernel: &mut Kernel,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: u64,
+    new_addr: u64,
+) -> SysResult {
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 || old % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let old_len = page_ceil(old_len).ok_or(Errno::EINVAL)?;
+    let new_len = page_ceil(new_len).ok_or(Errno::EINVAL)?;
+    if new_len == 0 || old_len == 0 {
+        // old_len 0 duplicates a shared mapping on Linux; not supported here.
+        return Err(Errno::EINVAL);
+    }
+    let fixed = if flags & MREMAP_FIXED != 0 {
+        user_span(new_addr, new_len)?;
+        Some(new_addr)
+    } else {
+        None
+    };
+    let may_move = flags & MREMAP_MAYMOVE != 0;
+    kernel.space.remap(&mut kernel.frames, old, old_len, new_len, may_move, fixed)
+}
+
+const MADV_DONTNEED: u64 = 4;
+const MADV_REMOVE: u64 = 9;
+
+pub fn madvise(kernel: &mut Kernel, addr: u64, len: u64, advice: u64) -> SysResult {
+    let end = user_span(addr, len)?;
+    match advice {
+        // NORMAL RANDOM SEQUENTIAL WILLNEED FREE DONTFORK DOFORK MERGEABLE UNMERGEABLE
+        // HUGEPAGE NOHUGEPAGE DONTDUMP DODUMP WIPEONFORK KEEPONFORK COLD PAGEOUT: hints only.
+        0..=3 | 8 | 10..=22 | MADV_DONTNEED => {}
+        // MADV_REMOVE needs a shared file mapping; there are none.
+        MADV_REMOVE => return Err(Errno::EINVAL),
+        _ => return Err(Errno::EINVAL),
+    }
+    if !kernel.space.fully_mapped(addr, end) {
+        return Err(Errno::ENOMEM);
+    }
+    if advice == MADV_DONTNEED {
+        kernel.space.discard(&mut kernel.frames, addr, end);
+    }
+    Ok(0)
+}

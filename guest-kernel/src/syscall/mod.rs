@@ -1,0 +1,164 @@
+//! Syscall dispatch. Each syscall is a plain function over the [`Kernel`] state taking its
+//! arguments as numbers and returning `Result<u64, Errno>`; nothing here depends on the ring
+//! it runs in (the entry paths in `arch`/`trap` deliver the registers). Areas follow Linux's
+//! split: `io` (fds and stdio), `memory`, `process`, `signal`, `time`.
+//!
+//! An unknown syscall returns `ENOSYS` and is logged once, by name.
+
+mod io;
+mod memory;
+mod process;
+mod signal;
+mod time;
+
+use shim_abi::syscall_names::syscall_name;
+use shim_abi::SYSCALL_COUNTERS;
+
+use crate::arch::TrapFrame;
+use crate::errno::{Errno, SysResult};
+use crate::process::Kernel;
+use crate::trap::stats;
+
+/// Syscall arguments in ABI order (rdi, rsi, rdx, r10, r8, r9).
+#[derive(Clone, Copy)]
+pub struct Args([u64; 6]);
+
+impl Args {
+    fn from_frame(frame: &TrapFrame) -> Self {
+        Self([frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9])
+    }
+}
+
+/// Runs the syscall in `frame.rax` and leaves its result in `frame.rax`.
+pub fn dispatch(kernel: &mut Kernel, frame: &mut TrapFrame) {
+    let number = frame.rax;
+    count(number);
+    let args = Args::from_frame(frame);
+    let result = match call(kernel, number, args) {
+        Ok(value) => value,
+        Err(Errno(errno)) => (-i64::from(errno)) as u64,
+    };
+    frame.rax = result;
+}
+
+fn count(number: u64) {
+    // SAFETY: the stats page is guest memory reserved for these counters.
+    unsafe {
+        let stats = stats();
+        match usize::try_from(number) {
+            Ok(index) if index < SYSCALL_COUNTERS => (*stats).syscalls[index] += 1,
+            _ => (*stats).other_syscalls += 1,
+        }
+    }
+}
+
+fn call(kernel: &mut Kernel, number: u64, args: Args) -> SysResult {
+    let a = args.0;
+    match number {
+        0 => io::read(kernel, a[0], a[1], a[2]),
+        1 => io::write(kernel, a[0], a[1], a[2]),
+        2 | 257 | 85 => io::open(kernel),
+        3 => io::close(kernel, a[0]),
+        4 | 6 => io::stat_path(kernel, a[0]),
+        5 => io::fstat(kernel, a[0], a[1]),
+        7 => io::poll(kernel, a[0], a[1], a[2]),
+        8 => io::lseek(kernel, a[0]),
+        9 => memory::mmap(kernel, a[0], a[1], a[2], a[3], a[4], a[5]),
+        10 => memory::mprotect(kernel, a[0], a[1], a[2]),
+        11 => memory::munmap(kernel, a[0], a[1]),
+        12 => memory::brk(kernel, a[0]),
+        13 => signal::rt_sigaction(kernel, a[0], a[1], a[2], a[3]),
+        14 => signal::rt_sigprocmask(kernel, a[0], a[1], a[2], a[3]),
+        16 => io::ioctl(kernel, a[0], a[1], a[2]),
+        17 => io::pread64(kernel, a[0], a[1], a[2], a[3]),
+        19 => io::readv(kernel, a[0], a[1], a[2]),
+        20 => io::writev(kernel, a[0], a[1], a[2]),
+        21 | 269 | 439 => io::access(kernel),
+        22 | 293 => io::pipe(),
+        24 => Ok(0), // sched_yield: there is nothing else to run.
+        25 => memory::mremap(kernel, a[0], a[1], a[2], a[3], a[4]),
+        28 => memory::madvise(kernel, a[0], a[1], a[2]),
+        32 => io::dup(kernel, a[0]),
+        33 => io::dup3(kernel, a[0], a[1], 0, true),
+        35 => time::nanosleep(kernel, a[0], a[1]),
+        39 => Ok(crate::process::PID),
+        60 | 231 => process::exit(a[0]),
+        63 => process::uname(kernel, a[0]),
+        72 => io::fcntl(kernel, a[0], a[1], a[2]),
+        79 => process::getcwd(kernel, a[0], a[1]),
+        89 | 267 => io::readlink(kernel),
+        96 => time::gettimeofday(kernel, a[0], a[1]),
+        97 => process::getrlimit(kernel, a[0], a[1]),
+        99 => process::sysinfo(kernel, a[0]),
+        102 | 107 => Ok(crate::process::UID),
+        104 | 108 => Ok(crate::process::GID),
+        110 => Ok(0), // getppid: the sandbox has no parent the program can see.
+        118 | 120 => process::getresid(kernel, a[0], a[1], a[2], number == 118),
+        131 => signal::sigaltstack(kernel, a[0], a[1]),
+        158 => process::arch_prctl(kernel, a[0], a[1]),
+        186 => Ok(crate::process::PID), // gettid: the only thread is the main one.
+        201 => time::time(kernel, a[0]),
+        202 => time::futex(kernel, a[0], a[1], a[2], a[3]),
+        204 => process::sched_getaffinity(kernel, a[0], a[1], a[2]),
+        218 => process::set_tid_address(kernel, a[0]),
+        228 => time::clock_gettime(kernel, a[0], a[1]),
+        229 => time::clock_getres(kernel, a[0], a[1]),
+        230 => time::clock_nanosleep(kernel, a[0], a[1], a[2], a[3]),
+        262 => io::newfstatat(kernel, a[0], a[1], a[2], a[3]),
+        273 => process::set_robust_list(kernel, a[0], a[1]),
+        292 => io::dup3(kernel, a[0], a[1], a[2], false),
+        302 => process::prlimit64(kernel, a[0], a[1], a[2], a[3]),
+        318 => io::getrandom(kernel, a[0], a[1], a[2]),
+        332 => io::statx(kernel, a[0], a[1], a[2], a[3], a[4]),
+        _ => unsupported(kernel, number),
+    }
+}
+
+/// `ENOSYS`, logged the first time each number is seen.
+fn unsupported(kernel: &mut Kernel, number: u64) -> SysResult {
+    let bit = usize::try_from(number).ok().filter(|&n| n < 512);
+    let first_time = match bit {
+        Some(n) => {
+            let word = &mut kernel.unsupported_logged[n / 64];
+            let first = *word & (1 << (n % 64)) == 0;
+            *word |= 1 << (n % 64);
+            first
+        }
+        None => true,
+    };
+    if first_time {
+        match syscall_name(number) {
+            Some(name) => log::info!("unsupported syscall {name} ({number}): ENOSYS"),
+            None => log::info!("unknown syscall number {number}: ENOSYS"),
+        }
+    }
+    Err(Errno::ENOSYS)
+}
+
+/// The legacy vsyscall page: a call to 0xffffffffff600000 (+0x400, +0x800) faults on the
+/// instruction fetch; answer it as the syscall it stands for and return to the caller.
+pub fn emulate_vsyscall(kernel: &mut Kernel, frame: &mut TrapFrame) -> bool {
+    let number = match frame.rip & 0xfff {
+        0x000 => 96,  // gettimeofday
+        0x400 => 201, // time
+        0x800 => 309, // getcpu
+        _ => return false,
+    };
+    let Ok(return_address) = kernel.space.read_user::<u64>(&mut kernel.frames, frame.rsp) else {
+        return false;
+    };
+    count(number);
+    let a = Args::from_frame(frame).0;
+    let result = match number {
+        96 => time::gettimeofday(kernel, a[0], a[1]),
+        201 => time::time(kernel, a[0]),
+        _ => process::getcpu(kernel, a[0], a[1]),
+    };
+    frame.rax = match result {
+        Ok(value) => value,
+        Err(Errno(errno)) => (-i64::from(errno)) as u64,
+    };
+    frame.rip = return_address;
+    frame.rsp += 8;
+    true
+}

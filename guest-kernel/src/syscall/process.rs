@@ -1,0 +1,175 @@
+//! Process syscalls: identity, limits, `uname`, `sysinfo`, the thread pointer, and exit.
+
+use shim_abi::ExitKind;
+use zerocopy::{Immutable, IntoBytes};
+
+use crate::arch;
+use crate::errno::{Errno, SysResult};
+use crate::process::{end_program, Kernel, GID, PID, UID};
+use crate::time::NSEC_PER_SEC;
+
+pub fn exit(status: u64) -> SysResult {
+    end_program(ExitKind::Status, status & 0xff, 0, 0)
+}
+
+/// `struct utsname`: six fields of 65 bytes.
+const UTS_FIELD: usize = 65;
+
+pub fn uname(kernel: &mut Kernel, buf: u64) -> SysResult {
+    let fields: [&[u8]; 6] = [
+        b"Linux",
+        b"litebox",
+        b"6.1.0-litebox",
+        b"#1 SMP PREEMPT_DYNAMIC",
+        b"x86_64",
+        b"(none)",
+    ];
+    let mut utsname = [0u8; UTS_FIELD * 6];
+    for (index, field) in fields.iter().enumerate() {
+        utsname[index * UTS_FIELD..index * UTS_FIELD + field.len()].copy_from_slice(field);
+    }
+    kernel.space.copy_to_user(&mut kernel.frames, buf, &utsname)?;
+    Ok(0)
+}
+
+pub fn getcwd(kernel: &mut Kernel, buf: u64, size: u64) -> SysResult {
+    // The working directory is always "/" until there is a file system.
+    let cwd = b"/\0";
+    if size < cwd.len() as u64 {
+        return Err(Errno::ERANGE);
+    }
+    kernel.space.copy_to_user(&mut kernel.frames, buf, cwd)?;
+    Ok(cwd.len() as u64)
+}
+
+/// Linux `struct sysinfo`.
+#[repr(C)]
+#[derive(Default, IntoBytes, Immutable)]
+struct SysInfo {
+    uptime: i64,
+    loads: [u64; 3],
+    total_ram: u64,
+    free_ram: u64,
+    shared_ram: u64,
+    buffer_ram: u64,
+    total_swap: u64,
+    free_swap: u64,
+    procs: u16,
+    _pad: [u16; 3],
+    total_high: u64,
+    free_high: u64,
+    mem_unit: u32,
+    _reserved: [u8; 4],
+}
+
+pub fn sysinfo(kernel: &mut Kernel, buf: u64) -> SysResult {
+    let info = SysInfo {
+        uptime: (kernel.clock.uptime_ns() / NSEC_PER_SEC) as i64,
+        total_ram: kernel.memory_size,
+        free_ram: kernel.frames.available() * shim_abi::PAGE_SIZE,
+        procs: 1,
+        mem_unit: 1,
+        ..SysInfo::default()
+    };
+    kernel.space.write_user(&mut kernel.frames, buf, &info)?;
+    Ok(0)
+}
+
+pub fn getrlimit(kernel: &mut Kernel, resource: u64, old: u64) -> SysResult {
+    let (soft, hard) = *kernel.rlimits.get(resource as usize).ok_or(Errno::EINVAL)?;
+    kernel.space.write_user(&mut kernel.frames, old, &[soft, hard])?;
+    Ok(0)
+}
+
+pub fn prlimit64(kernel: &mut Kernel, pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
+    if pid != 0 && pid != PID {
+        return Err(Errno::ESRCH);
+    }
+    let index = usize::try_from(resource).ok().filter(|&r| r < kernel.rlimits.len());
+    let index = index.ok_or(Errno::EINVAL)?;
+    let current = kernel.rlimits[index];
+    if new != 0 {
+        let [soft, hard]: [u64; 2] = kernel.space.read_user(&mut kernel.frames, new)?;
+        if soft > hard {
+            return Err(Errno::EINVAL);
+        }
+        if hard > current.1 {
+            return Err(Errno::EPERM);
+        }
+        // The limits are recorded for getrlimit; only RLIMIT_NOFILE is enforced so far.
+        kernel.rlimits[index] = (soft, hard);
+    }
+    if old != 0 {
+        kernel.space.write_user(&mut kernel.frames, old, &[current.0, current.1])?;
+    }
+    Ok(0)
+}
+
+pub fn getresid(kernel: &mut Kernel, real: u64, effective: u64, saved: u64, uid: bool) -> SysResult {
+    let id = if uid { UID as u32 } else { GID as u32 };
+    for address in [real, effective, saved] {
+        kernel.space.write_user(&mut kernel.frames, address, &id)?;
+    }
+    Ok(0)
+}
+
+const ARCH_SET_GS: u64 = 0x1001;
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
+const MSR_GS_BASE: u32 = 0xc000_0101;
+
+pub fn arch_prctl(kernel: &mut Kernel, code: u64, addr: u64) -> SysResult {
+    match code {
+        ARCH_SET_FS | ARCH_SET_GS => {
+            // Linux refuses bases outside the user half.
+            if addr >= shim_abi::USER_END {
+                return Err(Errno::EPERM);
+            }
+            let msr = if code == ARCH_SET_FS { arch::MSR_FS_BASE } else { MSR_GS_BASE };
+            arch::write_msr(msr, addr);
+            Ok(0)
+        }
+        ARCH_GET_FS | ARCH_GET_GS => {
+            let msr = if code == ARCH_GET_FS { arch::MSR_FS_BASE } else { MSR_GS_BASE };
+            let value = arch::read_msr(msr);
+            kernel.space.write_user(&mut kernel.frames, addr, &value)?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn set_tid_address(kernel: &mut Kernel, address: u64) -> SysResult {
+    kernel.clear_child_tid = address;
+    Ok(PID)
+}
+
+pub fn set_robust_list(kernel: &mut Kernel, head: u64, len: u64) -> SysResult {
+    if len != 24 {
+        return Err(Errno::EINVAL);
+    }
+    kernel.robust_list = head;
+    Ok(0)
+}
+
+pub fn sched_getaffinity(kernel: &mut Kernel, pid: u64, len: u64, mask: u64) -> SysResult {
+    if pid != 0 && pid != PID {
+        return Err(Errno::ESRCH);
+    }
+    if len < 8 || len % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    // One vCPU: CPU 0.
+    kernel.space.write_user(&mut kernel.frames, mask, &1u64)?;
+    Ok(8)
+}
+
+pub fn getcpu(kernel: &mut Kernel, cpu: u64, node: u64) -> SysResult {
+    for address in [cpu, node] {
+        if address != 0 {
+            kernel.space.write_user(&mut kernel.frames, address, &0u32)?;
+        }
+    }
+    Ok(0)
+}

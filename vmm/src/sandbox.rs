@@ -1,0 +1,308 @@
+//! The embedding API: build a [`Sandbox`] (image, arguments, environment, memory, limits,
+//! stdio), [`Sandbox::run`] it, get a [`RunOutcome`] (exit status, captured output,
+//! statistics). Each run creates its own VM and tears it down; sandboxes in one process share
+//! nothing but `/dev/kvm`.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kvm_ioctls::Kvm;
+use shim_abi::{BootInfo, GuestStats, ABI_VERSION, BOOT_INFO_GPA, BOOT_MAGIC, GUEST_STATS_GPA};
+use zerocopy::FromZeros;
+
+use crate::boot::{self, MAX_MEMORY, MIN_MEMORY};
+use crate::error::{Error, Result};
+use crate::loader::{self, GpaBump, Program, ProgramArgs};
+use crate::ring::{RingEnd, RingService};
+use crate::stats::Stats;
+use crate::stdio::{Input, Output, Stdio};
+use crate::vcpu::{self, LoopEnd};
+
+/// The guest kernel and vDSO, built by `build.rs` and embedded in the binary.
+static GUEST_KERNEL: &[u8] = include_bytes!(env!("LITEBOX_GUEST_KERNEL_PATH"));
+static VDSO: &[u8] = include_bytes!(env!("LITEBOX_VDSO_PATH"));
+
+/// Default guest memory: lazily backed, so only what the program touches costs host memory.
+pub const DEFAULT_MEMORY: u64 = 512 << 20;
+
+/// How the program ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit`/`exit_group` with this status (0..=255).
+    Exited(i32),
+    /// A signal ended it (a fault it did not handle).
+    Signaled { signal: i32, fault_address: u64, rip: u64 },
+    /// The run's timeout expired and the VM was torn down.
+    TimedOut,
+}
+
+impl ExitStatus {
+    /// The exit status `docker run` would give: the status, 128 + signal, or 124.
+    pub fn code(&self) -> i32 {
+        match self {
+            ExitStatus::Exited(status) => *status,
+            ExitStatus::Signaled { signal, .. } => 128 + signal,
+            ExitStatus::TimedOut => 124,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub status: ExitStatus,
+    /// What the program wrote to stdout/stderr, if they were [`Output::Capture`]d.
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub stats: Stats,
+}
+
+impl RunOutcome {
+    pub fn exit_code(&self) -> i32 {
+        self.status.code()
+    }
+}
+
+/// Builds a [`Sandbox`].
+#[derive(Debug, Clone)]
+pub struct SandboxBuilder {
+    image: PathBuf,
+    args: Vec<OsString>,
+    argv0: Option<OsString>,
+    env: Vec<(OsString, OsString)>,
+    memory: u64,
+    timeout: Option<Duration>,
+    stdin: Input,
+    stdout: Output,
+    stderr: Output,
+    guest_log_level: log::LevelFilter,
+}
+
+impl SandboxBuilder {
+    /// Arguments after `argv[0]`.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// `argv[0]` (default: the image path as given).
+    pub fn argv0(mut self, argv0: impl Into<OsString>) -> Self {
+        self.argv0 = Some(argv0.into());
+        self
+    }
+
+    /// Adds `key=value` to the program's environment (which is otherwise empty).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Guest memory in bytes.
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.memory = bytes;
+        self
+    }
+
+    /// Wall-clock limit for the run.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn stdin(mut self, input: Input) -> Self {
+        self.stdin = input;
+        self
+    }
+
+    pub fn stdout(mut self, output: Output) -> Self {
+        self.stdout = output;
+        self
+    }
+
+    pub fn stderr(mut self, output: Output) -> Self {
+        self.stderr = output;
+        self
+    }
+
+    /// The most verbose guest kernel log level to print (through the `log` crate, target
+    /// "guest"). Default: the host's own `log::max_level()`.
+    pub fn guest_log_level(mut self, level: log::LevelFilter) -> Self {
+        self.guest_log_level = level;
+        self
+    }
+
+    /// Checks the configuration.
+    pub fn build(self) -> Result<Sandbox> {
+        if !(MIN_MEMORY..=MAX_MEMORY).contains(&self.memory) {
+            return Err(Error::Config(format!(
+                "guest memory must be between {} MiB and {} GiB, not {} bytes",
+                MIN_MEMORY >> 20,
+                MAX_MEMORY >> 30,
+                self.memory
+            )));
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(Error::Config("the timeout must be longer than zero".to_string()));
+        }
+        for (key, _) in &self.env {
+            if key.is_empty() || key.as_bytes().contains(&b'=') || key.as_bytes().contains(&0) {
+                return Err(Error::Config(format!("invalid environment variable name {key:?}")));
+            }
+        }
+        let strings = self.args.iter().chain(self.argv0.iter()).chain(self.env.iter().map(|e| &e.1));
+        if strings.into_iter().any(|s| s.as_bytes().contains(&0)) {
+            return Err(Error::Config("arguments and values may not contain NUL bytes".to_string()));
+        }
+        Ok(Sandbox { config: self })
+    }
+}
+
+/// A configured sandbox, ready to run once.
+#[derive(Debug)]
+pub struct Sandbox {
+    config: SandboxBuilder,
+}
+
+impl Sandbox {
+    pub fn builder(image: impl Into<PathBuf>) -> SandboxBuilder {
+        SandboxBuilder {
+            image: image.into(),
+            args: Vec::new(),
+            argv0: None,
+            env: Vec::new(),
+            memory: DEFAULT_MEMORY,
+            timeout: None,
+            stdin: Input::Inherit,
+            stdout: Output::Inherit,
+            stderr: Output::Inherit,
+            guest_log_level: log::max_level(),
+        }
+    }
+
+    /// Creates the VM, runs the program to its end and tears the VM down.
+    pub fn run(self) -> Result<RunOutcome> {
+        let started = Instant::now();
+        let config = self.config;
+        let deadline = config.timeout.map(|timeout| started + timeout);
+
+        // The image first: a missing or foreign file is the user's most likely mistake.
+        let bytes = std::fs::read(&config.image).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => Error::ImageNotFound { path: config.image.clone() },
+            _ => Error::ImageUnreadable { path: config.image.clone(), source },
+        })?;
+        if std::fs::metadata(&config.image).is_ok_and(|meta| meta.is_dir()) {
+            return Err(Error::ImageNotExecutable {
+                path: config.image.clone(),
+                reason: "is a directory".to_string(),
+            });
+        }
+        let program = Program::parse(&config.image, bytes)?;
+
+        // The VM and its memory.
+        let kvm = Kvm::new().map_err(|error| Error::KvmUnavailable {
+            source: std::io::Error::from_raw_os_error(error.errno()),
+        })?;
+        let vm = kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?;
+        let memory = boot::create_memory(&vm, config.memory)?;
+        let (kernel_entry, kernel_end) = boot::load_kernel(&memory, GUEST_KERNEL)?;
+        let pml4 = boot::write_page_tables(&memory, config.memory)?;
+        let mut vcpu = boot::create_vcpu(&kvm, &vm, pml4, kernel_entry)?;
+
+        // The program, its stack and the vDSO, described in the boot info.
+        let exec_path = config.image.as_os_str().as_bytes().to_vec();
+        let mut argv = vec![config.argv0.as_ref().map_or(exec_path.clone(), |a| a.as_bytes().to_vec())];
+        argv.extend(config.args.iter().map(|arg| arg.as_bytes().to_vec()));
+        let envp: Vec<Vec<u8>> = config
+            .env
+            .iter()
+            .map(|(key, value)| [key.as_bytes(), b"=", value.as_bytes()].concat())
+            .collect();
+        let mut boot_info = BootInfo::new_zeroed();
+        boot_info.magic = BOOT_MAGIC;
+        boot_info.abi_version = ABI_VERSION;
+        boot_info.log_level = config.guest_log_level as u32;
+        boot_info.memory_size = config.memory;
+        boot_info.tsc_khz =
+            u64::from(vcpu.get_tsc_khz().map_err(Error::kvm("KVM_GET_TSC_KHZ"))?);
+        let mut bump = GpaBump { next: kernel_end, end: config.memory };
+        let args = ProgramArgs { argv: &argv, envp: &envp, exec_path: &exec_path };
+        loader::load(&memory, &mut bump, &program, VDSO, &args, &mut boot_info)?;
+        boot_info.free_gpa = bump.next;
+        crate::guest_memory::write(&memory, BOOT_INFO_GPA, &boot_info).map_err(Error::GuestMemory)?;
+
+        let mut stats = Stats { setup: started.elapsed(), ..Stats::default() };
+
+        // Run.
+        let mut stdio = Stdio::new(config.stdin, config.stdout, config.stderr);
+        let mut service = RingService {
+            memory: &memory,
+            stdio: &mut stdio,
+            stats: &mut stats,
+            deadline,
+            clock_read_at: None,
+        };
+        let end = vcpu::run(&mut vcpu, &mut service);
+        let clock_read_at = service.clock_read_at;
+        stats.to_exit = started.elapsed();
+
+        // Read back the guest's counters, then tear down: the vCPU and VM go before memory.
+        let guest_stats: Option<GuestStats> =
+            crate::guest_memory::read(&memory, GUEST_STATS_GPA).ok();
+        if let Some(guest) = &guest_stats {
+            stats.absorb_guest(guest);
+            stats.to_first_instruction = first_instruction_time(
+                guest,
+                boot_info.tsc_khz,
+                clock_read_at.map(|at| at - started),
+            );
+        }
+        drop(vcpu);
+        drop(vm);
+        drop(memory);
+
+        let status = match end {
+            LoopEnd::Ring(RingEnd::Exited(status)) => ExitStatus::Exited(status),
+            LoopEnd::Ring(RingEnd::Signaled { signal, fault_address, rip }) => {
+                ExitStatus::Signaled { signal, fault_address, rip }
+            }
+            LoopEnd::Ring(RingEnd::Panicked(message)) => return Err(Error::GuestPanic(message)),
+            LoopEnd::TimedOut => ExitStatus::TimedOut,
+            LoopEnd::Failed(message) => return Err(Error::GuestFailure(message)),
+        };
+        Ok(RunOutcome {
+            status,
+            stdout: stdio.take_captured(1),
+            stderr: stdio.take_captured(2),
+            stats,
+        })
+    }
+}
+
+/// Converts the guest's TSC stamps to a time since the sandbox started, using the moment
+/// the host answered the guest's boot-time clock reading as the common reference.
+fn first_instruction_time(
+    guest: &GuestStats,
+    tsc_khz: u64,
+    clock_read: Option<Duration>,
+) -> Option<Duration> {
+    let clock_read = clock_read?;
+    if guest.program_start_tsc == 0 || tsc_khz == 0 {
+        return None;
+    }
+    let cycles = guest.program_start_tsc.checked_sub(guest.boot_clock_tsc)?;
+    Some(clock_read + Duration::from_nanos(cycles.saturating_mul(1_000_000) / tsc_khz))
+}
+
+pub(crate) fn guest_kernel() -> &'static [u8] {
+    GUEST_KERNEL
+}

@@ -1,0 +1,273 @@
+//! The program's stdin, stdout and stderr as the host sees them: inherited from the VMM's own
+//! fds (pipes, files and terminals alike), captured into memory, fed from bytes, or null.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use shim_abi::{HostStat, PollFd};
+
+/// Where the program's stdin comes from.
+#[derive(Debug, Clone, Default)]
+pub enum Input {
+    /// The VMM's own stdin.
+    #[default]
+    Inherit,
+    /// Empty: reads return end of file.
+    Null,
+    /// These bytes, then end of file.
+    Bytes(Vec<u8>),
+}
+
+/// Where the program's stdout or stderr goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Output {
+    /// The VMM's own stdout/stderr.
+    #[default]
+    Inherit,
+    /// Discarded.
+    Null,
+    /// Collected into [`crate::RunOutcome`].
+    Capture,
+}
+
+enum Stream {
+    Host(RawFd),
+    Null,
+    InputBytes { bytes: Vec<u8>, position: usize },
+    Captured(Vec<u8>),
+    Closed,
+}
+
+/// The three streams of one sandbox.
+pub struct Stdio {
+    streams: [Stream; 3],
+}
+
+const S_IFIFO: u32 = 0o010000;
+const S_IFCHR: u32 = 0o020000;
+const POLLIN: i16 = 0x1;
+const POLLOUT: i16 = 0x4;
+const POLLNVAL: i16 = 0x20;
+
+fn errno(error: &io::Error) -> i64 {
+    -i64::from(error.raw_os_error().unwrap_or(libc::EIO))
+}
+
+impl Stdio {
+    pub fn new(stdin: Input, stdout: Output, stderr: Output) -> Self {
+        let input = match stdin {
+            Input::Inherit => Stream::Host(0),
+            Input::Null => Stream::Null,
+            Input::Bytes(bytes) => Stream::InputBytes { bytes, position: 0 },
+        };
+        let output = |choice: Output, fd: RawFd| match choice {
+            Output::Inherit => Stream::Host(fd),
+            Output::Null => Stream::Null,
+            Output::Capture => Stream::Captured(Vec::new()),
+        };
+        Self { streams: [input, output(stdout, 1), output(stderr, 2)] }
+    }
+
+    fn stream(&mut self, fd: u64) -> Option<&mut Stream> {
+        self.streams.get_mut(usize::try_from(fd).ok()?).filter(|s| !matches!(s, Stream::Closed))
+    }
+
+    /// Writes the buffers (guest memory already checked) to stdout or stderr.
+    pub fn write(&mut self, fd: u64, buffers: &[&[u8]]) -> i64 {
+        if fd == 0 {
+            return -i64::from(libc::EBADF);
+        }
+        let total: usize = buffers.iter().map(|b| b.len()).sum();
+        match self.stream(fd) {
+            None => -i64::from(libc::EBADF),
+            Some(Stream::Null) => total as i64,
+            Some(Stream::Captured(sink)) => {
+                for buffer in buffers {
+                    sink.extend_from_slice(buffer);
+                }
+                total as i64
+            }
+            Some(Stream::Host(host_fd)) => write_all_host(*host_fd, buffers),
+            Some(_) => -i64::from(libc::EBADF),
+        }
+    }
+
+    /// Reads from stdin into the buffers; one host read at most.
+    pub fn read(&mut self, fd: u64, buffers: &mut [&mut [u8]], offset: Option<i64>) -> i64 {
+        if fd != 0 {
+            return -i64::from(libc::EBADF);
+        }
+        match self.stream(fd) {
+            None => -i64::from(libc::EBADF),
+            Some(Stream::Null) => 0,
+            Some(Stream::InputBytes { bytes, position }) => {
+                if offset.is_some() {
+                    return -i64::from(libc::ESPIPE);
+                }
+                let mut done = 0;
+                for buffer in buffers.iter_mut() {
+                    let take = buffer.len().min(bytes.len() - *position);
+                    buffer[..take].copy_from_slice(&bytes[*position..*position + take]);
+                    *position += take;
+                    done += take;
+                }
+                done as i64
+            }
+            Some(Stream::Host(host_fd)) => {
+                let iovecs: Vec<libc::iovec> = buffers
+                    .iter_mut()
+                    .map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() })
+                    .collect();
+                let count = iovecs.len().min(1024) as i32;
+                // SAFETY: each iovec names a live, writable buffer the caller checked.
+                let got = unsafe {
+                    match offset {
+                        Some(at) => libc::preadv(*host_fd, iovecs.as_ptr(), count, at),
+                        None => libc::readv(*host_fd, iovecs.as_ptr(), count),
+                    }
+                };
+                if got < 0 {
+                    errno(&io::Error::last_os_error())
+                } else {
+                    got as i64
+                }
+            }
+            Some(_) => -i64::from(libc::EBADF),
+        }
+    }
+
+    /// What `fstat` says about the stream.
+    pub fn stat(&mut self, fd: u64) -> Result<HostStat, i64> {
+        let synthetic = |mode: u32, rdev: u64| HostStat {
+            mode: mode | 0o600,
+            rdev,
+            blksize: 4096,
+            ..HostStat::default()
+        };
+        match self.stream(fd) {
+            None => Err(-i64::from(libc::EBADF)),
+            Some(Stream::Null) => Ok(synthetic(S_IFCHR | 0o066, (1 << 8) | 3)),
+            Some(Stream::InputBytes { .. } | Stream::Captured(_)) => Ok(synthetic(S_IFIFO, 0)),
+            Some(Stream::Host(host_fd)) => {
+                let mut stat = std::mem::MaybeUninit::<libc::stat>::zeroed();
+                // SAFETY: `stat` is a valid out-pointer for fstat.
+                if unsafe { libc::fstat(*host_fd, stat.as_mut_ptr()) } < 0 {
+                    return Err(errno(&io::Error::last_os_error()));
+                }
+                // SAFETY: fstat succeeded and filled the structure.
+                let stat = unsafe { stat.assume_init() };
+                Ok(HostStat {
+                    mode: stat.st_mode,
+                    _reserved: 0,
+                    size: stat.st_size,
+                    rdev: stat.st_rdev,
+                    blksize: stat.st_blksize,
+                    ino: stat.st_ino,
+                    dev: stat.st_dev,
+                })
+            }
+            Some(Stream::Closed) => Err(-i64::from(libc::EBADF)),
+        }
+    }
+
+    /// `TCGETS` or `TIOCGWINSZ` on the stream: the host terminal's answer, else `ENOTTY`.
+    pub fn terminal_ioctl(&mut self, fd: u64, request: u64, reply: &mut [u8]) -> i64 {
+        match self.stream(fd) {
+            None => -i64::from(libc::EBADF),
+            Some(Stream::Host(host_fd)) => {
+                // SAFETY: `reply` is large enough for the structure `request` writes (the
+                // caller sized it: 36 bytes for TCGETS, 8 for TIOCGWINSZ).
+                let result = unsafe { libc::ioctl(*host_fd, request as _, reply.as_mut_ptr()) };
+                if result < 0 {
+                    errno(&io::Error::last_os_error())
+                } else {
+                    0
+                }
+            }
+            Some(_) => -i64::from(libc::ENOTTY),
+        }
+    }
+
+    /// Polls the streams in `fds` (their `fd` fields are stdio numbers) for up to `timeout_ms`.
+    pub fn poll(&mut self, fds: &mut [PollFd], timeout_ms: i32) -> i64 {
+        let mut host: Vec<libc::pollfd> = Vec::new();
+        let mut host_slots = Vec::new();
+        let mut ready = 0;
+        for (slot, entry) in fds.iter_mut().enumerate() {
+            entry.revents = match self.stream(entry.fd as u64) {
+                None => POLLNVAL,
+                Some(Stream::Host(host_fd)) => {
+                    host.push(libc::pollfd { fd: *host_fd, events: entry.events, revents: 0 });
+                    host_slots.push(slot);
+                    0
+                }
+                Some(Stream::Null) => entry.events & (POLLIN | POLLOUT),
+                Some(Stream::InputBytes { .. }) => entry.events & POLLIN,
+                Some(Stream::Captured(_)) => entry.events & POLLOUT,
+                Some(Stream::Closed) => POLLNVAL,
+            };
+            if entry.revents != 0 {
+                ready += 1;
+            }
+        }
+        if !host.is_empty() {
+            let timeout = if ready > 0 { 0 } else { timeout_ms };
+            // SAFETY: `host` is a valid array of pollfd of the given length.
+            let result = unsafe { libc::poll(host.as_mut_ptr(), host.len() as libc::nfds_t, timeout) };
+            if result < 0 {
+                return errno(&io::Error::last_os_error());
+            }
+            for (entry, slot) in host.iter().zip(host_slots) {
+                fds[slot].revents = entry.revents;
+                if entry.revents != 0 {
+                    ready += 1;
+                }
+            }
+        }
+        ready
+    }
+
+    /// The program closed its last fd for this stream.
+    pub fn close(&mut self, fd: u64) {
+        if let Some(stream) = self.stream(fd) {
+            // Captured output is kept for the outcome; a host fd is left open for the VMM.
+            if !matches!(stream, Stream::Captured(_)) {
+                *stream = Stream::Closed;
+            }
+        }
+    }
+
+    /// The captured bytes of stream `fd` (empty if it was not captured).
+    pub fn take_captured(&mut self, fd: usize) -> Vec<u8> {
+        match &mut self.streams[fd] {
+            Stream::Captured(bytes) => std::mem::take(bytes),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Writes every buffer to `fd`, retrying short writes; returns the bytes written or -errno.
+fn write_all_host(fd: RawFd, buffers: &[&[u8]]) -> i64 {
+    let mut written: usize = 0;
+    for buffer in buffers {
+        let mut offset = 0;
+        while offset < buffer.len() {
+            let rest = &buffer[offset..];
+            // SAFETY: `rest` is a live buffer of the given length.
+            let result = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+            if result < 0 {
+                let error = io::Error::last_os_error();
+                if error.kind() == io::ErrorKind::Interrupted && written + offset == 0 {
+                    return -i64::from(libc::EINTR);
+                }
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return if written + offset > 0 { (written + offset) as i64 } else { errno(&error) };
+            }
+            offset += result as usize;
+        }
+        written += buffer.len();
+    }
+    written as i64
+}
