@@ -144,11 +144,12 @@ fn page_fault(kernel: &mut Kernel, frame: &mut TrapFrame) {
 /// An exception in ring 0 is a kernel bug: report it as a panic with the registers.
 fn kernel_exception(frame: &TrapFrame) -> ! {
     panic!(
-        "kernel exception {} (error {:#x}) at rip {:#x}, cr2 {:#x}, rsp {:#x}",
+        "kernel exception {} (error {:#x}) at rip {:#x}, cr2 {:#x}, rsp {:#x}, rax {:#x}",
         frame.vector,
         frame.error_code,
         frame.rip,
         arch::read_cr2(),
-        frame.rsp
+        frame.rsp,
+        frame.rax
     );
 }

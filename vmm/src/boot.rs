@@ -74,7 +74,16 @@ pub fn load_kernel(memory: &GuestMemoryMmap, kernel: &[u8]) -> Result<(u64, u64)
     let mut image = Cursor::new(kernel);
     let loaded = ElfLoader::load(memory, None, &mut image, None)
         .map_err(|error| Error::GuestFailure(format!("loading the guest kernel: {error}")))?;
-    let end = loaded.kernel_end.max(KERNEL_GPA);
+    // linux-loader skips segments with no file bytes (the kernel's .bss), so the end of the
+    // image is taken from the program headers themselves.
+    let elf = goblin::elf::Elf::parse(kernel)
+        .map_err(|error| Error::GuestFailure(format!("parsing the guest kernel: {error}")))?;
+    let end = elf
+        .program_headers
+        .iter()
+        .filter(|header| header.p_type == goblin::elf::program_header::PT_LOAD)
+        .map(|header| header.p_paddr + header.p_memsz)
+        .fold(loaded.kernel_end.max(KERNEL_GPA), u64::max);
     Ok((loaded.kernel_load.0, end.div_ceil(PAGE_SIZE) * PAGE_SIZE))
 }
 

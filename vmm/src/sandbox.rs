@@ -238,6 +238,7 @@ impl Sandbox {
         let args = ProgramArgs { argv: &argv, envp: &envp, exec_path: &exec_path };
         loader::load(&memory, &mut bump, &program, VDSO, &args, &mut boot_info)?;
         boot_info.free_gpa = bump.next;
+
         crate::guest_memory::write(&memory, BOOT_INFO_GPA, &boot_info).map_err(Error::GuestMemory)?;
 
         let mut stats = Stats { setup: started.elapsed(), ..Stats::default() };
