@@ -34,8 +34,9 @@ impl Pieces {
         Self { list: Vec::new(), bytes: 0 }
     }
 
-    /// Adds `[virt, virt + len)` (at most up to `limit` bytes in total). Returns false if the
-    /// buffer stopped short (an inaccessible page or the limit).
+    /// Adds `[virt, virt + len)`, cut at `limit` bytes in total. Returns false if a page of the
+    /// (cut) range is inaccessible: like Linux on pipes and terminals, such a call then fails
+    /// with `EFAULT` as a whole and moves no data.
     fn gather(&mut self, kernel: &mut Kernel, virt: u64, len: u64, write: bool, limit: u64) -> bool {
         let wanted = len.min(limit - self.bytes);
         let list = &mut self.list;
@@ -53,7 +54,7 @@ impl Pieces {
             true
         });
         self.bytes += covered;
-        covered == len
+        covered == wanted
     }
 
     /// Sends one request over these pieces.
@@ -68,6 +69,18 @@ impl Pieces {
     }
 }
 
+/// Linux raises SIGPIPE on a write to a pipe with no reader, unless the program ignores it.
+fn check_broken_pipe(kernel: &Kernel, result: SysResult) -> SysResult {
+    const SIGPIPE: u64 = 13;
+    const SIG_IGN: u64 = 1;
+    if result == Err(Errno(crate::errno::EPIPE))
+        && kernel.signals.actions[SIGPIPE as usize - 1].handler != SIG_IGN
+    {
+        crate::process::end_program(shim_abi::ExitKind::Signal, SIGPIPE, 0, 0);
+    }
+    result
+}
+
 fn host_fd(kernel: &Kernel, fd: u64) -> Result<u8, Errno> {
     match kernel.files.get(fd)?.file {
         OpenFile::HostStdio(host) => Ok(host),
@@ -80,8 +93,7 @@ pub fn read(kernel: &mut Kernel, fd: u64, buf: u64, count: u64) -> SysResult {
         return Ok(0);
     }
     let mut pieces = Pieces::new();
-    pieces.gather(kernel, buf, count, true, MAX_CHUNK);
-    if pieces.bytes == 0 {
+    if !pieces.gather(kernel, buf, count, true, MAX_CHUNK) {
         return Err(Errno::EFAULT);
     }
     pieces.call(Opcode::Read, [u64::from(host), 0, 0, 0])
@@ -96,8 +108,7 @@ pub fn pread64(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: u64) 
         return Ok(0);
     }
     let mut pieces = Pieces::new();
-    pieces.gather(kernel, buf, count, true, MAX_CHUNK);
-    if pieces.bytes == 0 {
+    if !pieces.gather(kernel, buf, count, true, MAX_CHUNK) {
         return Err(Errno::EFAULT);
     }
     pieces.call(Opcode::Pread, [u64::from(host), offset, 0, 0])
@@ -108,11 +119,10 @@ pub fn write(kernel: &mut Kernel, fd: u64, buf: u64, count: u64) -> SysResult {
     let mut done = 0;
     while done < count {
         let mut pieces = Pieces::new();
-        pieces.gather(kernel, buf + done, count - done, false, MAX_CHUNK);
-        if pieces.bytes == 0 {
+        if !pieces.gather(kernel, buf + done, count - done, false, MAX_CHUNK) {
             return if done > 0 { Ok(done) } else { Err(Errno::EFAULT) };
         }
-        match pieces.call(Opcode::Write, [u64::from(host), 0, 0, 0]) {
+        match check_broken_pipe(kernel, pieces.call(Opcode::Write, [u64::from(host), 0, 0, 0])) {
             Ok(written) => {
                 done += written;
                 if written < pieces.bytes {
@@ -151,21 +161,19 @@ fn vectored(kernel: &mut Kernel, fd: u64, iov: u64, count: u64, write: bool) -> 
     let host = host_fd(kernel, fd)?;
     let iovecs = read_iovecs(kernel, iov, count)?;
     let mut pieces = Pieces::new();
-    let mut wanted = 0;
     for iovec in &iovecs {
-        wanted += iovec.len;
-        if !pieces.gather(kernel, iovec.base, iovec.len, !write, MAX_CHUNK) {
+        if pieces.bytes == MAX_CHUNK {
             break;
         }
-    }
-    if wanted == 0 {
-        return Ok(0);
+        if !pieces.gather(kernel, iovec.base, iovec.len, !write, MAX_CHUNK) {
+            return Err(Errno::EFAULT);
+        }
     }
     if pieces.bytes == 0 {
-        return Err(Errno::EFAULT);
+        return Ok(0);
     }
     let opcode = if write { Opcode::Write } else { Opcode::Read };
-    pieces.call(opcode, [u64::from(host), 0, 0, 0])
+    check_broken_pipe(kernel, pieces.call(opcode, [u64::from(host), 0, 0, 0]))
 }
 
 pub fn readv(kernel: &mut Kernel, fd: u64, iov: u64, count: u64) -> SysResult {
@@ -436,8 +444,7 @@ pub fn getrandom(kernel: &mut Kernel, buf: u64, len: u64, flags: u64) -> SysResu
         return Ok(0);
     }
     let mut pieces = Pieces::new();
-    pieces.gather(kernel, buf, len, true, MAX_CHUNK);
-    if pieces.bytes == 0 {
+    if !pieces.gather(kernel, buf, len, true, MAX_CHUNK) {
         return Err(Errno::EFAULT);
     }
     pieces.call(Opcode::Random, [0; 4])
