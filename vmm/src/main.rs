@@ -129,11 +129,17 @@ fn main() -> ExitCode {
         ExitStatus::Exited(_) => {}
         ExitStatus::Signaled { signal, fault_address, rip } => {
             let name = SIGNAL_NAMES.get(*signal as usize).copied().unwrap_or("signal");
-            eprintln!(
-                "litebox-vmm: {}: killed by {name} (signal {signal}): fault address \
-                 {fault_address:#x}, rip {rip:#x}",
-                image.display()
-            );
+            // Faults say where; other signals (SIGPIPE, SIGKILL) have no faulting instruction.
+            let fault = matches!(*signal, 4 | 5 | 7 | 8 | 11);
+            if fault {
+                eprintln!(
+                    "litebox-vmm: {}: killed by {name} (signal {signal}): fault address \
+                     {fault_address:#x}, rip {rip:#x}",
+                    image.display()
+                );
+            } else {
+                eprintln!("litebox-vmm: {}: killed by {name} (signal {signal})", image.display());
+            }
         }
         ExitStatus::TimedOut => {
             eprintln!("litebox-vmm: {}: stopped after the --timeout expired", image.display());
