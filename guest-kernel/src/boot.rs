@@ -62,6 +62,7 @@ pub extern "C" fn kernel_main() -> ! {
         memory_size: boot.memory_size,
         unsupported_logged: [0; 8],
         scratch_gpa,
+        thread_name: *b"main\0\0\0\0\0\0\0\0\0\0\0\0",
     };
     *trap::KERNEL.lock() = Some(kernel);
     PROGRAM_START.call_once(|| (boot.entry, boot.stack_pointer));

@@ -132,6 +132,8 @@ pub struct Kernel {
     pub unsupported_logged: [u64; 8],
     /// A kernel-owned frame the host may write small replies into.
     pub scratch_gpa: u64,
+    /// `prctl(PR_SET_NAME)`'s name (NUL-padded).
+    pub thread_name: [u8; 16],
 }
 
 pub const RLIM_INFINITY: u64 = u64::MAX;

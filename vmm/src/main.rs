@@ -100,6 +100,7 @@ fn main() -> ExitCode {
     let default_filter = format!("warn,guest={}", cli.log_level);
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
         .format_timestamp(None)
+        .format_target(false)
         .init();
 
     let image = cli.image.clone();

@@ -108,6 +108,12 @@ fn call(kernel: &mut Kernel, number: u64, args: Args) -> SysResult {
         273 => process::set_robust_list(kernel, a[0], a[1]),
         292 => io::dup3(kernel, a[0], a[1], a[2], false),
         302 => process::prlimit64(kernel, a[0], a[1], a[2], a[3]),
+        309 => process::getcpu(kernel, a[0], a[1]),
+        105 | 106 => process::set_id(a[0], number == 105),
+        117 | 119 => process::set_res_id([a[0], a[1], a[2]], number == 117),
+        115 => process::getgroups(a[0]),
+        116 => Err(Errno::EPERM), // setgroups: an unprivileged process may not.
+        157 => process::prctl(kernel, a[0], a[1]),
         318 => io::getrandom(kernel, a[0], a[1], a[2]),
         332 => io::statx(kernel, a[0], a[1], a[2], a[3], a[4]),
         _ => unsupported(kernel, number),

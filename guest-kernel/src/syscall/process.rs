@@ -173,3 +173,68 @@ pub fn getcpu(kernel: &mut Kernel, cpu: u64, node: u64) -> SysResult {
     }
     Ok(0)
 }
+
+/// `setuid`/`setgid`: the program is an unprivileged user; it may only "change" to itself.
+pub fn set_id(id: u64, uid: bool) -> SysResult {
+    let own = if uid { UID } else { GID };
+    if id as u32 == own as u32 {
+        Ok(0)
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+/// `setresuid`/`setresgid`: each id is -1 (unchanged) or the program's own.
+pub fn set_res_id(ids: [u64; 3], uid: bool) -> SysResult {
+    let own = if uid { UID } else { GID } as u32;
+    if ids.iter().all(|&id| id as u32 == u32::MAX || id as u32 == own) {
+        Ok(0)
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+/// `getgroups`: no supplementary groups.
+pub fn getgroups(size: u64) -> SysResult {
+    if size as i32 >= 0 {
+        Ok(0)
+    } else {
+        Err(Errno::EINVAL)
+    }
+}
+
+const PR_SET_PDEATHSIG: u64 = 1;
+const PR_GET_PDEATHSIG: u64 = 2;
+const PR_GET_DUMPABLE: u64 = 3;
+const PR_SET_DUMPABLE: u64 = 4;
+const PR_SET_NAME: u64 = 15;
+const PR_GET_NAME: u64 = 16;
+const PR_SET_NO_NEW_PRIVS: u64 = 38;
+const PR_GET_NO_NEW_PRIVS: u64 = 39;
+
+/// The `prctl` options programs use at start-up; others are `EINVAL` as for unknown options.
+pub fn prctl(kernel: &mut Kernel, option: u64, arg: u64) -> SysResult {
+    match option {
+        PR_SET_PDEATHSIG | PR_SET_DUMPABLE => Ok(0),
+        PR_GET_PDEATHSIG => {
+            kernel.space.write_user(&mut kernel.frames, arg, &0u32)?;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE => Ok(1),
+        PR_SET_NAME => {
+            let mut name = [0u8; 16];
+            kernel.space.copy_from_user(&mut kernel.frames, arg, &mut name[..15])?;
+            kernel.thread_name = name;
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let name = kernel.thread_name;
+            kernel.space.copy_to_user(&mut kernel.frames, arg, &name)?;
+            Ok(0)
+        }
+        // Already true: nothing in this sandbox grants privileges.
+        PR_SET_NO_NEW_PRIVS if arg == 1 => Ok(0),
+        PR_GET_NO_NEW_PRIVS => Ok(1),
+        _ => Err(Errno::EINVAL),
+    }
+}
