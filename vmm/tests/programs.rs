@@ -411,3 +411,23 @@ fn scratch_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("creating the scratch directory");
     dir
 }
+
+/// musl and glibc both read the clock through our vDSO (no clock_gettime syscall in 10,000
+/// reads), and the legacy vsyscall page is emulated (exactly one gettimeofday and one time
+/// syscall are counted: the two vsyscall calls).
+#[test]
+fn clock_reads_use_the_vdso_and_vsyscalls_are_emulated() {
+    for name in ["clock-musl", "clock-glibc"] {
+        let run = Program::new(image(name)).flags(["--stats"]).args(["v"]).sandboxed();
+        assert_code(&run, 0);
+        assert!(!run.stdout_text().contains("FAIL"), "{}", run.report());
+        assert!(run.stdout_text().contains("ok vsyscall-time"), "{}", run.report());
+        let stats = run.stderr_text();
+        let syscalls = stats
+            .lines()
+            .find(|line| line.trim_start().starts_with("syscalls:"))
+            .unwrap_or_else(|| panic!("no syscalls line in --stats\n{}", run.report()));
+        assert!(!syscalls.contains("clock_gettime"), "{name}: {syscalls}");
+        assert!(syscalls.contains("gettimeofday 1") && syscalls.contains("time 1"), "{syscalls}");
+    }
+}

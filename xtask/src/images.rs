@@ -41,6 +41,8 @@ const C_IMAGES: &[CImage] = &[
     c("int3", "int3.c", Toolchain::MuslStatic),
     c("spin", "spin.c", Toolchain::MuslStatic),
     c("wild-pointers", "wild-pointers.c", Toolchain::MuslStatic),
+    c("clock-musl", "clock.c", Toolchain::MuslStatic),
+    c("clock-glibc", "clock.c", Toolchain::GlibcStatic),
     c("syscalls", "syscalls.c", Toolchain::MuslStatic),
 ];
 
