@@ -19,7 +19,7 @@ pub mod syscall_names;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Bumped on every change of a layout or of a request's meaning.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// "LITEBOX\0" as a little-endian u64; the first field of [`BootInfo`].
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"LITEBOX\0");
@@ -42,6 +42,8 @@ pub const RING_GPA: u64 = 0x2000;
 pub const RING_BYTES: u64 = 0x3000;
 /// Counters the guest kernel keeps for `--stats` ([`GuestStats`]).
 pub const GUEST_STATS_GPA: u64 = 0x5000;
+/// The sandbox's file-system configuration ([`FsConfig`], two pages).
+pub const FS_CONFIG_GPA: u64 = 0x6000;
 /// The kernel's scatter-gather arena: [`SG_ARENA_ENTRIES`] entries of [`SgEntry`].
 pub const SG_ARENA_GPA: u64 = 0x8000;
 pub const SG_ARENA_ENTRIES: u64 = 2048;
@@ -198,6 +200,58 @@ pub enum Opcode {
     /// The SG list names guest frames the kernel freed; the host drops their contents so they
     /// read as zero and stop costing host memory. Result: 0.
     DiscardFrames = 13,
+
+    // File requests. A *handle* is what `Open` returned (>= FIRST_FILE_HANDLE); handles 0..=2
+    // are the stdio streams, so `Read`, `Write`, `Pread`, `Fstat` and `Close` take either. A
+    // *path* is relative to a host mount's root (no leading '/', at most PATH_MAX bytes, no
+    // NUL) and is resolved by the host strictly beneath that root.
+    /// `args[0]` = mount id, `args[1]` = Linux `O_*` flags, `args[2]` = mode; SG = path.
+    /// Result: a handle.
+    Open = 14,
+    /// `args[0]` = handle, `args[1]` = file offset; SG = the bytes. Result: bytes written.
+    Pwrite = 15,
+    /// `args[0]` = handle, `args[1]` = offset (i64), `args[2]` = whence. Result: new offset.
+    Seek = 16,
+    /// `args[0]` = mount, `args[1]` = `AT_SYMLINK_NOFOLLOW` or 0, `args[2]` = GPA of a
+    /// [`HostStat`]; SG = path. Result: 0.
+    Stat = 17,
+    /// `args[0]` = handle of a directory; SG = buffer for `linux_dirent64` records.
+    /// Result: bytes filled, 0 at the end.
+    Getdents = 18,
+    /// `args[0]` = mount, `args[1]` = mode; SG = path. Result: 0.
+    Mkdir = 19,
+    /// `args[0]` = mount, `args[1]` = 0 or `AT_REMOVEDIR`; SG = path. Result: 0.
+    Unlink = 20,
+    /// `args[0]` = old mount, `args[1]` = new mount (the same: the guest refuses others),
+    /// `args[2]` = `RENAME_*` flags, `args[3]` = bytes of the old path; SG = old path then new
+    /// path. Result: 0.
+    Rename = 21,
+    /// Like `Rename` (`args[2]` = 0 or `AT_SYMLINK_FOLLOW`): a hard link. Result: 0.
+    Link = 22,
+    /// `args[0]` = mount, `args[1]` = bytes of the target; SG = target then link path.
+    Symlink = 23,
+    /// `args[0]` = mount, `args[1]` = bytes of the path; SG = path then the output buffer.
+    /// Result: bytes of the link's target placed in the buffer.
+    Readlink = 24,
+    /// `args[0]` = mount, `args[1]` = `F_OK`/`R_OK`/`W_OK`/`X_OK` bits; SG = path. Result: 0.
+    Access = 25,
+    /// `args[0]` = handle, `args[1]` = new length. Result: 0.
+    Ftruncate = 26,
+    /// `args[0]` = handle, `args[1]` = 1 for `fdatasync`. Result: 0.
+    Fsync = 27,
+    /// `args[0]` = mount, `args[1]` = mode, `args[2]` = handle + 1 to change an open file
+    /// instead of the path (0: use the path in SG). Result: 0.
+    Chmod = 28,
+    /// `args[0]` = mount, `args[1]` = GPA of two `timespec`s (0: both now), `args[2]` = flags
+    /// (`AT_SYMLINK_NOFOLLOW`), `args[3]` = handle + 1 for an open file (0: the path in SG).
+    Utimens = 29,
+    /// `args[0]` = mount, `args[1]` = GPA of a Linux `struct statfs` (120 bytes). Result: 0.
+    Statfs = 30,
+    /// Copies guest memory to guest memory: `args[0]` = number of source SG entries; SG =
+    /// sources then destinations (equal total lengths). Result: bytes copied.
+    Copy = 31,
+    /// Fills the SG list with zero bytes. Result: bytes.
+    Zero = 32,
 }
 
 impl Opcode {
@@ -216,6 +270,25 @@ impl Opcode {
             11 => Self::ReadClock,
             12 => Self::Random,
             13 => Self::DiscardFrames,
+            14 => Self::Open,
+            15 => Self::Pwrite,
+            16 => Self::Seek,
+            17 => Self::Stat,
+            18 => Self::Getdents,
+            19 => Self::Mkdir,
+            20 => Self::Unlink,
+            21 => Self::Rename,
+            22 => Self::Link,
+            23 => Self::Symlink,
+            24 => Self::Readlink,
+            25 => Self::Access,
+            26 => Self::Ftruncate,
+            27 => Self::Fsync,
+            28 => Self::Chmod,
+            29 => Self::Utimens,
+            30 => Self::Statfs,
+            31 => Self::Copy,
+            32 => Self::Zero,
             _ => return None,
         })
     }
@@ -264,18 +337,76 @@ pub struct SgEntry {
     pub len: u64,
 }
 
-/// What `Opcode::Fstat` reports about a host stdio fd: the fields of Linux's `struct stat`
-/// that describe what the fd is. The guest fills the rest.
+/// What `Opcode::Fstat` and `Opcode::Stat` report: Linux's `struct stat` fields. Owners are
+/// already mapped to the guest's view (the VMM's own user is the program's user).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct HostStat {
     pub mode: u32,
-    pub _reserved: u32,
+    pub nlink: u32,
     pub size: i64,
     pub rdev: u64,
     pub blksize: i64,
     pub ino: u64,
     pub dev: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub blocks: i64,
+    pub atime_sec: i64,
+    pub atime_nsec: i64,
+    pub mtime_sec: i64,
+    pub mtime_nsec: i64,
+    pub ctime_sec: i64,
+    pub ctime_nsec: i64,
+}
+
+/// First handle number `Opcode::Open` hands out (0..=2 are stdio).
+pub const FIRST_FILE_HANDLE: u64 = 16;
+/// Longest path a request may carry (Linux's `PATH_MAX`, NUL included).
+pub const PATH_MAX: u64 = 4096;
+/// Longest path component (Linux's `NAME_MAX`).
+pub const NAME_MAX: u64 = 255;
+
+// ---------------------------------------------------------------------------------------------
+// File-system configuration, written by the VMM at `FS_CONFIG_GPA`.
+// ---------------------------------------------------------------------------------------------
+
+/// Most host directories one sandbox may mount.
+pub const MAX_MOUNTS: usize = 12;
+/// Longest guest path of a mount point, the working directory or the image path.
+pub const CONFIG_PATH_BYTES: usize = 256;
+
+pub const MOUNT_READ_ONLY: u32 = 1;
+
+/// One `--dir HOST:GUEST[:ro]`: the host side is known only to the VMM (by `id`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct MountEntry {
+    /// What `Open`, `Stat` and the other path requests name as `mount`.
+    pub id: u32,
+    /// `MOUNT_*` flags.
+    pub flags: u32,
+    /// Bytes of `guest_path` used.
+    pub guest_path_len: u32,
+    pub _reserved: u32,
+    /// Absolute, normalised guest path (no trailing '/', not "/").
+    pub guest_path: [u8; CONFIG_PATH_BYTES],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct FsConfig {
+    pub mount_count: u32,
+    pub workdir_len: u32,
+    pub exe_path_len: u32,
+    pub _reserved: u32,
+    /// Bytes the in-guest tmpfs may hold (all RAM-backed files together).
+    pub tmpfs_size: u64,
+    /// The program's starting working directory (absolute guest path).
+    pub workdir: [u8; CONFIG_PATH_BYTES],
+    /// What `/proc/self/exe` points at (absolute guest path).
+    pub exe_path: [u8; CONFIG_PATH_BYTES],
+    pub mounts: [MountEntry; MAX_MOUNTS],
 }
 
 /// Linux's `struct pollfd`.
@@ -359,6 +490,7 @@ const _: () = {
     assert!(core::mem::size_of::<RingHeader>() == 64);
     assert!(core::mem::size_of::<GuestStats>() <= PAGE_SIZE as usize);
     assert!(core::mem::size_of::<BootInfo>() <= PAGE_SIZE as usize);
+    assert!(FS_CONFIG_GPA + core::mem::size_of::<FsConfig>() as u64 <= SG_ARENA_GPA);
     assert!(CQ_OFFSET + RING_ENTRIES as u64 * 16 <= RING_BYTES);
     assert!(RING_GPA + RING_BYTES <= GUEST_STATS_GPA);
     assert!(SG_ARENA_GPA + SG_ARENA_ENTRIES * 16 <= BOOT_PAGE_TABLES_GPA);

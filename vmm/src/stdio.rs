@@ -140,8 +140,11 @@ impl Stdio {
     pub fn stat(&mut self, fd: u64) -> Result<HostStat, i64> {
         let synthetic = |mode: u32, rdev: u64| HostStat {
             mode: mode | 0o600,
+            nlink: 1,
             rdev,
             blksize: 4096,
+            uid: crate::loader::PROGRAM_UID as u32,
+            gid: crate::loader::PROGRAM_GID as u32,
             ..HostStat::default()
         };
         match self.stream(fd) {
@@ -158,12 +161,21 @@ impl Stdio {
                 let stat = unsafe { stat.assume_init() };
                 Ok(HostStat {
                     mode: stat.st_mode,
-                    _reserved: 0,
+                    nlink: stat.st_nlink as u32,
                     size: stat.st_size,
                     rdev: stat.st_rdev,
                     blksize: stat.st_blksize,
                     ino: stat.st_ino,
                     dev: stat.st_dev,
+                    uid: crate::loader::PROGRAM_UID as u32,
+                    gid: crate::loader::PROGRAM_GID as u32,
+                    blocks: stat.st_blocks,
+                    atime_sec: stat.st_atime,
+                    atime_nsec: stat.st_atime_nsec,
+                    mtime_sec: stat.st_mtime,
+                    mtime_nsec: stat.st_mtime_nsec,
+                    ctime_sec: stat.st_ctime,
+                    ctime_nsec: stat.st_ctime_nsec,
                 })
             }
             Some(Stream::Closed) => Err(-i64::from(libc::EBADF)),
