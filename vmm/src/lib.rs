@@ -16,6 +16,7 @@
 
 mod boot;
 mod error;
+mod files;
 mod guest_memory;
 mod loader;
 mod ring;

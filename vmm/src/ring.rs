@@ -10,13 +10,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use shim_abi::{
     ClockReading, Completion, ExitKind, Opcode, PollFd, Request, RingHeader, SgEntry,
-    CQ_OFFSET, MAX_BYTES_PER_REQUEST, MAX_SG_PER_REQUEST, PAGE_SIZE, RING_ENTRIES, RING_GPA,
+    CQ_OFFSET, FIRST_FILE_HANDLE, MAX_BYTES_PER_REQUEST, MAX_SG_PER_REQUEST, PAGE_SIZE, RING_ENTRIES, RING_GPA,
     SQ_OFFSET, TCGETS, TIOCGWINSZ,
 };
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::guest_memory;
 
+use crate::files::FileService;
 use crate::stats::Stats;
 use crate::stdio::Stdio;
 
@@ -39,6 +40,7 @@ const EFAULT: i64 = -(libc::EFAULT as i64);
 pub struct RingService<'a> {
     pub memory: &'a GuestMemoryMmap,
     pub stdio: &'a mut Stdio,
+    pub files: &'a mut FileService,
     pub stats: &'a mut Stats,
     /// The run's deadline, which bounds every blocking host call.
     pub deadline: Option<Instant>,
@@ -93,7 +95,39 @@ impl RingService<'_> {
         };
         self.stats.count_request(opcode_name(opcode));
         let [a0, a1, a2, a3] = request.args;
+        let on_file = a0 >= FIRST_FILE_HANDLE;
         let result = match opcode {
+            Opcode::Write | Opcode::Read | Opcode::Pread | Opcode::Fstat | Opcode::Close
+                if on_file =>
+            {
+                self.files.handle(self.memory, request)
+            }
+            Opcode::Open
+            | Opcode::Pwrite
+            | Opcode::Seek
+            | Opcode::Stat
+            | Opcode::Getdents
+            | Opcode::Mkdir
+            | Opcode::Unlink
+            | Opcode::Rename
+            | Opcode::Link
+            | Opcode::Symlink
+            | Opcode::Readlink
+            | Opcode::Access
+            | Opcode::Ftruncate
+            | Opcode::Fsync
+            | Opcode::Chmod
+            | Opcode::Utimens
+            | Opcode::Statfs => self.files.handle(self.memory, request),
+            Opcode::Copy => self.copy(request, a0),
+            Opcode::Zero => self.with_buffers(request, |_, buffers| {
+                let mut total = 0;
+                for buffer in buffers.iter_mut() {
+                    buffer.fill(0);
+                    total += buffer.len();
+                }
+                total as i64
+            }),
             Opcode::Write => self.with_buffers(request, |service, buffers| {
                 let buffers: Vec<&[u8]> = buffers.iter().map(|b| &**b).collect();
                 service.stdio.write(a0, &buffers)
@@ -280,6 +314,38 @@ impl RingService<'_> {
         }
     }
 
+    /// Copies guest memory to guest memory: the first `sources` SG entries are read, the rest
+    /// written, in order. Overlapping ranges are copied as if through a buffer.
+    fn copy(&mut self, request: &Request, sources: u64) -> i64 {
+        let entries = match self.sg_entries(request) {
+            Ok(entries) => entries,
+            Err(errno) => return errno,
+        };
+        let Ok(split) = usize::try_from(sources) else { return EINVAL };
+        if split > entries.len() {
+            return EINVAL;
+        }
+        let (from, to) = entries.split_at(split);
+        let total: u64 = from.iter().map(|e| e.len).sum();
+        if total != to.iter().map(|e| e.len).sum::<u64>() {
+            return EINVAL;
+        }
+        let mut bytes = Vec::with_capacity(total as usize);
+        for entry in from {
+            let Some(buffer) = guest_buffer(self.memory, entry) else { return EFAULT };
+            bytes.extend_from_slice(buffer);
+        }
+        let mut offset = 0;
+        for entry in to {
+            let Some(buffer) = guest_buffer(self.memory, entry) else { return EFAULT };
+            let len = buffer.len();
+            buffer.copy_from_slice(&bytes[offset..offset + len]);
+            offset += len;
+        }
+        self.stats.ring_bytes += total;
+        total as i64
+    }
+
     /// Drops the host's copy of freed guest frames: they read as zero afterwards.
     fn discard(&mut self, request: &Request) -> i64 {
         let entries = match self.sg_entries(request) {
@@ -346,6 +412,25 @@ fn opcode_name(opcode: Opcode) -> &'static str {
         Opcode::ReadClock => "read-clock",
         Opcode::Random => "random",
         Opcode::DiscardFrames => "discard-frames",
+        Opcode::Open => "open",
+        Opcode::Pwrite => "pwrite",
+        Opcode::Seek => "seek",
+        Opcode::Stat => "stat",
+        Opcode::Getdents => "getdents",
+        Opcode::Mkdir => "mkdir",
+        Opcode::Unlink => "unlink",
+        Opcode::Rename => "rename",
+        Opcode::Link => "link",
+        Opcode::Symlink => "symlink",
+        Opcode::Readlink => "readlink",
+        Opcode::Access => "access",
+        Opcode::Ftruncate => "ftruncate",
+        Opcode::Fsync => "fsync",
+        Opcode::Chmod => "chmod",
+        Opcode::Utimens => "utimens",
+        Opcode::Statfs => "statfs",
+        Opcode::Copy => "copy",
+        Opcode::Zero => "zero",
     }
 }
 

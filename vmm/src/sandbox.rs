@@ -14,6 +14,7 @@ use zerocopy::FromZeros;
 
 use crate::boot::{self, MAX_MEMORY, MIN_MEMORY};
 use crate::error::{Error, Result};
+use crate::files::FileService;
 use crate::loader::{self, GpaBump, Program, ProgramArgs};
 use crate::ring::{RingEnd, RingService};
 use crate::stats::Stats;
@@ -245,9 +246,11 @@ impl Sandbox {
 
         // Run.
         let mut stdio = Stdio::new(config.stdin, config.stdout, config.stderr);
+        let mut files = FileService::default();
         let mut service = RingService {
             memory: &memory,
             stdio: &mut stdio,
+            files: &mut files,
             stats: &mut stats,
             deadline,
             clock_read_at: None,
