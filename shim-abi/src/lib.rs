@@ -204,8 +204,12 @@ pub enum Opcode {
     // File requests. A *handle* is what `Open` returned (>= FIRST_FILE_HANDLE); handles 0..=2
     // are the stdio streams, so `Read`, `Write`, `Pread`, `Fstat` and `Close` take either. A
     // *path* is relative to a host mount's root (no leading '/', at most PATH_MAX bytes, no
-    // NUL) and is resolved by the host strictly beneath that root.
-    /// `args[0]` = mount id, `args[1]` = Linux `O_*` flags, `args[2]` = mode; SG = path.
+    // NUL; empty names the root itself) and is resolved by the host strictly beneath that
+    // root: a path that would leave it (`..`, an absolute symlink, a symlink pointing out)
+    // fails with `EACCES`. On a read-only mount every request that would change something
+    // fails with `EROFS`.
+    /// `args[0]` = mount id, `args[1]` = Linux `O_*` flags, `args[2]` = mode, `args[3]` = GPA
+    /// of a [`HostStat`] to fill with the opened file's status (0: none); SG = path.
     /// Result: a handle.
     Open = 14,
     /// `args[0]` = handle, `args[1]` = file offset; SG = the bytes. Result: bytes written.

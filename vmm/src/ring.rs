@@ -448,7 +448,7 @@ mod tests {
 
     #[test]
     fn opcode_numbers_round_trip() {
-        for value in 0..32 {
+        for value in 0..=40 {
             if let Some(opcode) = Opcode::from_u32(value) {
                 assert_eq!(opcode as u32, value);
                 assert!(!opcode_name(opcode).is_empty());
