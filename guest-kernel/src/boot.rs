@@ -14,7 +14,9 @@ use crate::mm::phys_to_virt;
 use crate::mm::space::{AddressSpace, Vma, VmaKind};
 use crate::process::{default_rlimits, FdTable, Kernel, SignalState};
 use crate::time::Clock;
+use crate::fs::Vfs;
 use crate::{heap, logger, trap};
+use alloc::vec::Vec;
 
 /// The stack VMA starts at least this large, like Linux's initial stack mapping.
 const INITIAL_STACK_BYTES: u64 = 128 << 10;
@@ -49,10 +51,16 @@ pub extern "C" fn kernel_main() -> ! {
     let mut space = AddressSpace::new(tables, boot.brk_start, boot.mmap_top, boot.stack_limit);
     map_prepared_segments(&boot, &mut space, &mut frames);
 
+    let now = crate::fs::tmpfs::Time::from_ns(clock.realtime_ns());
+    let vfs = Vfs::from_config(&mut frames, now);
+
     let kernel = Kernel {
         frames,
         space,
         files: FdTable::with_stdio(),
+        vfs,
+        bounce_frames: Vec::new(),
+        next_pipe_id: 1,
         signals: SignalState::new(),
         clock,
         syscall_path: SyscallPath::Pvm,

@@ -23,6 +23,21 @@ impl Errno {
     pub const ENOSYS: Self = Self(ENOSYS);
     pub const ETIMEDOUT: Self = Self(ETIMEDOUT);
     pub const ESRCH: Self = Self(ESRCH);
+    pub const EACCES: Self = Self(EACCES);
+    pub const EBUSY: Self = Self(EBUSY);
+    pub const EXDEV: Self = Self(EXDEV);
+    pub const ENOTDIR: Self = Self(ENOTDIR);
+    pub const EISDIR: Self = Self(EISDIR);
+    pub const ENOSPC: Self = Self(ENOSPC);
+    pub const EPIPE: Self = Self(EPIPE);
+    pub const ENAMETOOLONG: Self = Self(ENAMETOOLONG);
+    pub const ENOTEMPTY: Self = Self(ENOTEMPTY);
+    pub const ELOOP: Self = Self(ELOOP);
+    pub const EOVERFLOW: Self = Self(EOVERFLOW);
+    pub const EFBIG: Self = Self(EFBIG);
+    pub const ENXIO: Self = Self(ENXIO);
+    pub const ENFILE: Self = Self(ENFILE);
+    pub const EOPNOTSUPP: Self = Self(EOPNOTSUPP);
 
     /// An errno from a completion's negative result.
     pub fn from_result(result: i64) -> Self {

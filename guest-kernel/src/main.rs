@@ -18,6 +18,7 @@ extern crate alloc;
 mod arch;
 mod boot;
 mod errno;
+mod fs;
 mod heap;
 mod logger;
 mod mm;

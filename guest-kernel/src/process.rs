@@ -1,6 +1,7 @@
 //! The state of the one program this kernel runs: its memory, file descriptors, signal
 //! bookkeeping and limits, and how it ends (`exit` or a signal), reported to the VMM.
 
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -8,6 +9,9 @@ use shim_abi::{ExitKind, Opcode};
 
 use crate::arch::{self, SyscallPath};
 use crate::errno::Errno;
+use crate::fs::pipe::Pipe;
+use crate::fs::tmpfs::Ino;
+use crate::fs::Vfs;
 use crate::mm::frames::FrameAllocator;
 use crate::mm::space::AddressSpace;
 use crate::ring;
@@ -20,19 +24,72 @@ pub const GID: u64 = 1000;
 /// Most file descriptors a program may hold (`RLIMIT_NOFILE`).
 pub const MAX_FDS: usize = 1024;
 
-/// What an fd refers to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OpenFile {
+/// What an open file description refers to.
+pub enum FileKind {
     /// One of the VMM's own stdin/stdout/stderr (0, 1, 2), reached over the ring.
     HostStdio(u8),
+    /// A file or directory in a host mount, by the handle the VMM gave it.
+    Host { handle: u64, mount: usize, directory: bool },
+    /// A tmpfs inode: a file, directory, device, symlink (`O_PATH`) or `/proc/self/fd`.
+    Tmpfs(Ino),
+    /// One end of an in-guest pipe.
+    Pipe { pipe: Arc<spin::Mutex<Pipe>>, write_end: bool, id: u64 },
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct FdEntry {
-    pub file: OpenFile,
-    pub cloexec: bool,
-    /// `O_*` status flags as `F_GETFL` reports them.
+/// The mutable part of an open file description, shared by every fd dup'd from it.
+pub struct DescriptionState {
+    /// The file position (tmpfs; host files keep theirs on the host).
+    pub offset: u64,
+    /// `O_*` access mode and status flags as `F_GETFL` reports them.
     pub status_flags: u32,
+}
+
+/// An open file description (`struct file` in Linux): what `open` creates and `dup` shares.
+pub struct Description {
+    pub kind: FileKind,
+    /// The guest path it was opened by (what `/proc/self/fd/N` reads as).
+    pub path: Vec<u8>,
+    pub state: spin::Mutex<DescriptionState>,
+}
+
+pub const O_ACCMODE: u32 = 3;
+pub const O_WRONLY: u32 = 1;
+pub const O_RDWR: u32 = 2;
+pub const O_PATH: u32 = 0o10000000;
+
+impl Description {
+    pub fn new(kind: FileKind, path: Vec<u8>, status_flags: u32) -> Arc<Self> {
+        let state = DescriptionState { offset: 0, status_flags };
+        Arc::new(Self { kind, path, state: spin::Mutex::new(state) })
+    }
+
+    pub fn status_flags(&self) -> u32 {
+        self.state.lock().status_flags
+    }
+
+    /// `EBADF` unless opened for reading.
+    pub fn check_readable(&self) -> Result<(), Errno> {
+        let flags = self.status_flags();
+        if flags & O_PATH != 0 || flags & O_ACCMODE == O_WRONLY {
+            return Err(Errno::EBADF);
+        }
+        Ok(())
+    }
+
+    /// `EBADF` unless opened for writing.
+    pub fn check_writable(&self) -> Result<(), Errno> {
+        let flags = self.status_flags();
+        if flags & O_PATH != 0 || flags & O_ACCMODE == 0 {
+            return Err(Errno::EBADF);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct FdEntry {
+    pub description: Arc<Description>,
+    pub cloexec: bool,
 }
 
 pub struct FdTable {
@@ -43,14 +100,16 @@ impl FdTable {
     /// 0, 1 and 2 open on the host's stdio, as a program expects.
     pub fn with_stdio() -> Self {
         let stdio = |fd: u8, flags: u32| {
-            Some(FdEntry { file: OpenFile::HostStdio(fd), cloexec: false, status_flags: flags })
+            let name = alloc::format!("/dev/std{}", ["in", "out", "err"][fd as usize]);
+            let description = Description::new(FileKind::HostStdio(fd), name.into_bytes(), flags);
+            Some(FdEntry { description, cloexec: false })
         };
         Self { entries: vec![stdio(0, 0), stdio(1, 1), stdio(2, 1)] }
     }
 
     pub fn get(&self, fd: u64) -> Result<FdEntry, Errno> {
         let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
-        self.entries.get(index).copied().flatten().ok_or(Errno::EBADF)
+        self.entries.get(index).cloned().flatten().ok_or(Errno::EBADF)
     }
 
     pub fn get_mut(&mut self, fd: u64) -> Result<&mut FdEntry, Errno> {
@@ -58,12 +117,13 @@ impl FdTable {
         self.entries.get_mut(index).and_then(Option::as_mut).ok_or(Errno::EBADF)
     }
 
-    /// Installs `entry` at the lowest free fd at or above `min`.
-    pub fn insert_from(&mut self, min: usize, entry: FdEntry) -> Result<u64, Errno> {
-        if min >= MAX_FDS {
-            return Err(Errno::EINVAL);
+    /// Installs `entry` at the lowest free fd at or above `min`, below `limit`.
+    pub fn insert_from(&mut self, min: usize, limit: usize, entry: FdEntry) -> Result<u64, Errno> {
+        let limit = limit.min(MAX_FDS);
+        if min >= limit {
+            return Err(if min >= MAX_FDS { Errno::EINVAL } else { Errno::EMFILE });
         }
-        let free = (min..MAX_FDS).find(|&fd| self.entries.get(fd).is_none_or(Option::is_none));
+        let free = (min..limit).find(|&fd| self.entries.get(fd).is_none_or(Option::is_none));
         let fd = free.ok_or(Errno::EMFILE)?;
         self.set(fd, entry);
         Ok(fd as u64)
@@ -82,9 +142,10 @@ impl FdTable {
         self.entries.get_mut(index).and_then(Option::take).ok_or(Errno::EBADF)
     }
 
-    /// True if another fd still refers to `file`.
-    pub fn is_open(&self, file: OpenFile) -> bool {
-        self.entries.iter().flatten().any(|entry| entry.file == file)
+    /// The open fd numbers, in order.
+    pub fn open_fds(&self) -> Vec<u64> {
+        let open = self.entries.iter().enumerate().filter(|(_, e)| e.is_some());
+        open.map(|(fd, _)| fd as u64).collect()
     }
 }
 
@@ -120,6 +181,11 @@ pub struct Kernel {
     pub frames: FrameAllocator,
     pub space: AddressSpace,
     pub files: FdTable,
+    pub vfs: Vfs,
+    /// Kernel frames `sendfile` moves data through (allocated on first use).
+    pub bounce_frames: Vec<u64>,
+    /// Numbers pipes for `/proc/self/fd` and `fstat`.
+    pub next_pipe_id: u64,
     pub signals: SignalState,
     pub clock: Clock,
     pub syscall_path: SyscallPath,

@@ -50,13 +50,15 @@ pub struct SgList {
     first: u64,
     count: u32,
     capacity: u32,
+    /// The next entry starts a new group (it is never merged into the previous one).
+    group_start: bool,
 }
 
 impl SgList {
     /// Appends a GPA range, merging it with the previous entry when contiguous. Returns false
     /// (and appends nothing) when the list is full.
     pub fn push(&mut self, gpa: u64, len: u64) -> bool {
-        if self.count > 0 {
+        if self.count > 0 && !self.group_start {
             let last = sg_slot(self.first + u64::from(self.count) - 1);
             // SAFETY: `last` is inside the arena (first + count <= SG_ARENA_ENTRIES).
             let mut entry = unsafe { read_volatile(last) };
@@ -73,7 +75,14 @@ impl SgList {
         // SAFETY: first + count < first + capacity <= SG_ARENA_ENTRIES.
         unsafe { write_volatile(sg_slot(self.first + u64::from(self.count)), SgEntry { gpa, len }) };
         self.count += 1;
+        self.group_start = false;
         true
+    }
+
+    /// Ends a group of entries: the next one pushed is kept separate even if contiguous
+    /// (a copy's sources and destinations are counted apart).
+    pub fn end_group(&mut self) {
+        self.group_start = true;
     }
 }
 
@@ -90,7 +99,7 @@ impl Ring {
         let capacity = max.min(shim_abi::MAX_SG_PER_REQUEST);
         let first = self.sg_used;
         self.sg_used += u64::from(capacity);
-        SgList { first, count: 0, capacity }
+        SgList { first, count: 0, capacity, group_start: false }
     }
 
     fn submit(&mut self, opcode: Opcode, args: [u64; 4], sg: Option<&SgList>, user_data: u64) {

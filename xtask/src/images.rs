@@ -44,6 +44,7 @@ const C_IMAGES: &[CImage] = &[
     c("clock-musl", "clock.c", Toolchain::MuslStatic),
     c("clock-glibc", "clock.c", Toolchain::GlibcStatic),
     c("syscalls", "syscalls.c", Toolchain::MuslStatic),
+    c("fs-syscalls", "fs-syscalls.c", Toolchain::MuslStatic),
 ];
 
 const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CImage {

@@ -25,3 +25,13 @@ pub fn page_floor(addr: u64) -> u64 {
 pub fn page_ceil(addr: u64) -> Option<u64> {
     Some(addr.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
 }
+
+/// The GPA of kernel memory at `ptr` (the kernel image, its heap, or the direct map).
+pub fn kernel_gpa(ptr: *const u8) -> u64 {
+    let address = ptr as u64;
+    if address >= shim_abi::KERNEL_VIRT_BASE {
+        address - shim_abi::KERNEL_VIRT_BASE
+    } else {
+        address - DIRECT_MAP_BASE
+    }
+}

@@ -1,43 +1,65 @@
-//! File-descriptor syscalls. The only files so far are the VMM's stdin, stdout and stderr: their
-//! data moves over the ring, straight between the host fd and the program's pages (the kernel
-//! only names the pages). Everything else about fds (the table, dup, fcntl, close-on-exec) is
-//! answered here.
+//! Data syscalls on fds: read and write in all their forms, lseek, sendfile, pipes, close,
+//! dup, fcntl, ioctl, poll, getrandom.
+//!
+//! Ring 0 never copies file data. A syscall first turns the program's buffer into
+//! guest-physical pieces (faulting pages in as the program would), then one request moves the
+//! bytes: the VMM reads or writes the host file, stdio stream or random source straight into
+//! those pages, or copies between them and tmpfs or pipe frames (`Opcode::Copy`).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use shim_abi::{HostStat, Opcode, PollFd, MAX_SG_PER_REQUEST, PAGE_SIZE, TCGETS, TIOCGWINSZ};
+use shim_abi::{Opcode, PollFd, MAX_SG_PER_REQUEST, PAGE_SIZE, TCGETS, TIOCGWINSZ};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::errno::{Errno, SysResult};
+use crate::fs::pipe::{Pipe, PIPE_CAPACITY};
+use crate::fs::tmpfs::{Body, Device, Time};
 use crate::mm::phys_to_virt;
-use crate::process::{FdEntry, Kernel, OpenFile, GID, UID};
+use crate::process::{Description, FdEntry, FileKind, Kernel, O_PATH};
 use crate::ring;
 
-/// Most bytes one read or one chunk of a write moves (one request).
-const MAX_CHUNK: u64 = MAX_SG_PER_REQUEST as u64 * PAGE_SIZE;
+/// Most bytes one request moves for the program (what one read returns at most).
+const MAX_CHUNK: u64 = 4 << 20;
+/// Most pieces one side of a request may have, leaving room for the other side of a copy.
+const MAX_PIECES: usize = MAX_SG_PER_REQUEST as usize / 2 - 1;
 /// Most iovecs a `readv`/`writev` takes (Linux's `UIO_MAXIOV`).
 const UIO_MAXIOV: u64 = 1024;
+/// Bytes `sendfile` moves per round (through `Kernel::bounce_frames`).
+const BOUNCE_BYTES: u64 = 1 << 20;
 
-const O_CLOEXEC: u64 = 0o2000000;
+pub const O_NONBLOCK: u32 = 0o4000;
+pub const O_APPEND: u32 = 0o2000;
+pub const O_CLOEXEC: u64 = 0o2000000;
 const FD_CLOEXEC: u64 = 1;
-const AT_EMPTY_PATH: u64 = 0x1000;
 
-/// The guest-physical pieces of a user buffer, gathered before the ring is taken (gathering
-/// may fault pages in, which may need the ring to recycle frames).
-struct Pieces {
-    list: Vec<(u64, u64)>,
-    bytes: u64,
+/// Guest-physical pieces of a buffer: the program's (gathered from its pages) or the kernel's.
+pub struct Pieces {
+    pub list: Vec<(u64, u64)>,
+    pub bytes: u64,
 }
 
 impl Pieces {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self { list: Vec::new(), bytes: 0 }
     }
 
-    /// Adds `[virt, virt + len)`, cut at `limit` bytes in total. Returns false if a page of the
-    /// (cut) range is inaccessible: like Linux on pipes and terminals, such a call then fails
-    /// with `EFAULT` as a whole and moves no data.
-    fn gather(&mut self, kernel: &mut Kernel, virt: u64, len: u64, write: bool, limit: u64) -> bool {
+    pub fn from_list(list: Vec<(u64, u64)>) -> Self {
+        let bytes = list.iter().map(|p| p.1).sum();
+        Self { list, bytes }
+    }
+
+    /// Adds user range `[virt, virt + len)`, cut at `limit` bytes in total. Returns false if a
+    /// page of the (cut) range is inaccessible: like Linux on pipes and terminals, the call
+    /// then fails with `EFAULT` as a whole and moves no data.
+    pub fn gather(
+        &mut self,
+        kernel: &mut Kernel,
+        virt: u64,
+        len: u64,
+        write: bool,
+        limit: u64,
+    ) -> bool {
         let wanted = len.min(limit - self.bytes);
         let list = &mut self.list;
         let covered = kernel.space.user_pieces(&mut kernel.frames, virt, wanted, write, |gpa, n| {
@@ -47,63 +69,295 @@ impl Pieces {
                     return true;
                 }
             }
-            if list.len() == MAX_SG_PER_REQUEST as usize {
+            if list.len() == MAX_PIECES {
                 return false;
             }
             list.push((gpa, n));
             true
         });
         self.bytes += covered;
-        covered == wanted
+        covered == wanted || (covered > 0 && self.list.len() == MAX_PIECES)
+    }
+
+    /// The first `bytes` bytes of these pieces.
+    pub fn prefix(&self, bytes: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut left = bytes;
+        for &(gpa, len) in &self.list {
+            if left == 0 {
+                break;
+            }
+            let take = len.min(left);
+            out.push((gpa, take));
+            left -= take;
+        }
+        out
     }
 
     /// Sends one request over these pieces.
-    fn call(&self, opcode: Opcode, args: [u64; 4]) -> SysResult {
-        ring::with_ring(|ring| {
-            let mut sg = ring.sg_list(self.list.len() as u32);
-            for &(gpa, len) in &self.list {
-                sg.push(gpa, len);
-            }
-            ring.call_checked(opcode, args, Some(&sg))
-        })
+    pub fn call(&self, opcode: Opcode, args: [u64; 4]) -> SysResult {
+        host_call(opcode, args, &self.list)
     }
+}
+
+/// Sends one request whose SG list is `pieces`.
+pub fn host_call(opcode: Opcode, args: [u64; 4], pieces: &[(u64, u64)]) -> SysResult {
+    ring::with_ring(|ring| {
+        let mut sg = ring.sg_list(pieces.len().max(1) as u32);
+        for &(gpa, len) in pieces {
+            sg.push(gpa, len);
+        }
+        ring.call_checked(opcode, args, Some(&sg))
+    })
+}
+
+/// Copies the bytes of `from` into `to` (equal or longer) with `Opcode::Copy` requests.
+pub fn copy_pieces(from: &[(u64, u64)], to: &[(u64, u64)]) -> Result<u64, Errno> {
+    let mut sources: Vec<(u64, u64)> = Vec::new();
+    let mut targets: Vec<(u64, u64)> = Vec::new();
+    let mut copied = 0;
+    let (mut i, mut i_done, mut j, mut j_done) = (0, 0, 0, 0);
+    while i < from.len() && j < to.len() {
+        let n = (from[i].1 - i_done).min(to[j].1 - j_done);
+        push_merged(&mut sources, from[i].0 + i_done, n);
+        push_merged(&mut targets, to[j].0 + j_done, n);
+        i_done += n;
+        j_done += n;
+        if i_done == from[i].1 {
+            i += 1;
+            i_done = 0;
+        }
+        if j_done == to[j].1 {
+            j += 1;
+            j_done = 0;
+        }
+        if sources.len() >= MAX_PIECES || targets.len() >= MAX_PIECES {
+            copied += send_copy(&sources, &targets)?;
+            sources.clear();
+            targets.clear();
+        }
+    }
+    if !sources.is_empty() {
+        copied += send_copy(&sources, &targets)?;
+    }
+    Ok(copied)
+}
+
+fn push_merged(list: &mut Vec<(u64, u64)>, gpa: u64, len: u64) {
+    match list.last_mut() {
+        Some(last) if last.0 + last.1 == gpa => last.1 += len,
+        _ => list.push((gpa, len)),
+    }
+}
+
+fn send_copy(sources: &[(u64, u64)], targets: &[(u64, u64)]) -> Result<u64, Errno> {
+    ring::with_ring(|ring| {
+        let mut sg = ring.sg_list((sources.len() + targets.len()) as u32);
+        for &(gpa, len) in sources {
+            sg.push(gpa, len);
+        }
+        sg.end_group();
+        for &(gpa, len) in targets {
+            sg.push(gpa, len);
+        }
+        ring.call_checked(Opcode::Copy, [sources.len() as u64, 0, 0, 0], Some(&sg))
+    })
 }
 
 /// Linux raises SIGPIPE on a write to a pipe with no reader, unless the program ignores it.
 fn check_broken_pipe(kernel: &Kernel, result: SysResult) -> SysResult {
     const SIGPIPE: u64 = 13;
     const SIG_IGN: u64 = 1;
-    if result == Err(Errno(crate::errno::EPIPE))
-        && kernel.signals.actions[SIGPIPE as usize - 1].handler != SIG_IGN
+    if result == Err(Errno::EPIPE) && kernel.signals.actions[SIGPIPE as usize - 1].handler != SIG_IGN
     {
         crate::process::end_program(shim_abi::ExitKind::Signal, SIGPIPE, 0, 0);
     }
     result
 }
 
-fn host_fd(kernel: &Kernel, fd: u64) -> Result<u8, Errno> {
-    match kernel.files.get(fd)?.file {
-        OpenFile::HostStdio(host) => Ok(host),
+fn now(kernel: &Kernel) -> Time {
+    Time::from_ns(kernel.clock.realtime_ns())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and writing an open file description, given guest-physical pieces.
+// ---------------------------------------------------------------------------------------------
+
+/// Reads into `pieces` at `offset` (or the file position). Returns bytes read.
+pub fn read_description(
+    kernel: &mut Kernel,
+    description: &Description,
+    pieces: &Pieces,
+    offset: Option<u64>,
+) -> SysResult {
+    description.check_readable()?;
+    match &description.kind {
+        FileKind::HostStdio(host) => match offset {
+            None => pieces.call(Opcode::Read, [u64::from(*host), 0, 0, 0]),
+            Some(offset) => pieces.call(Opcode::Pread, [u64::from(*host), offset, 0, 0]),
+        },
+        FileKind::Host { directory: true, .. } => Err(Errno::EISDIR),
+        FileKind::Host { handle, .. } => match offset {
+            None => pieces.call(Opcode::Read, [*handle, 0, 0, 0]),
+            Some(offset) => pieces.call(Opcode::Pread, [*handle, offset, 0, 0]),
+        },
+        FileKind::Tmpfs(ino) => {
+            let ino = *ino;
+            match &kernel.vfs.tmpfs.get(ino).body {
+                Body::Dir { .. } | Body::FdDir => return Err(Errno::EISDIR),
+                Body::Device(Device::Null) => return Ok(0),
+                Body::Device(Device::Zero) => return pieces.call(Opcode::Zero, [0; 4]),
+                Body::Device(Device::Random) => return pieces.call(Opcode::Random, [0; 4]),
+                Body::Symlink(_) => return Err(Errno::EBADF),
+                Body::File { .. } => {}
+            }
+            let position = offset.unwrap_or_else(|| description.state.lock().offset);
+            let size = kernel.vfs.tmpfs.get(ino).size();
+            let count = pieces.bytes.min(size.saturating_sub(position));
+            if count == 0 {
+                return Ok(0);
+            }
+            let zero_page = kernel.vfs.zero_page;
+            let source =
+                kernel.vfs.tmpfs.file_pieces(&mut kernel.frames, ino, position, count, false, zero_page)?;
+            let read = copy_pieces(&source, &pieces.prefix(count))?;
+            if offset.is_none() {
+                description.state.lock().offset = position + read;
+            }
+            Ok(read)
+        }
+        FileKind::Pipe { write_end: true, .. } => Err(Errno::EBADF),
+        FileKind::Pipe { pipe, .. } => {
+            let nonblocking = description.status_flags() & O_NONBLOCK != 0;
+            loop {
+                let mut state = pipe.lock();
+                if state.len > 0 {
+                    let source = state.readable(pieces.bytes);
+                    let read = copy_pieces(&source, &pieces.list)?;
+                    state.consume(read);
+                    return Ok(read);
+                }
+                if state.writers == 0 {
+                    return Ok(0);
+                }
+                if nonblocking {
+                    return Err(Errno::EAGAIN);
+                }
+                drop(state);
+                block_forever(kernel, "read from an empty pipe that only it can fill");
+            }
+        }
     }
+}
+
+/// Writes `pieces` at `offset` (or the file position). Returns bytes written.
+pub fn write_description(
+    kernel: &mut Kernel,
+    description: &Description,
+    pieces: &Pieces,
+    offset: Option<u64>,
+) -> SysResult {
+    description.check_writable()?;
+    match &description.kind {
+        FileKind::HostStdio(host) => pieces.call(Opcode::Write, [u64::from(*host), 0, 0, 0]),
+        FileKind::Host { handle, .. } => match offset {
+            None => pieces.call(Opcode::Write, [*handle, 0, 0, 0]),
+            Some(offset) => pieces.call(Opcode::Pwrite, [*handle, offset, 0, 0]),
+        },
+        FileKind::Tmpfs(ino) => {
+            let ino = *ino;
+            match &kernel.vfs.tmpfs.get(ino).body {
+                Body::Dir { .. } | Body::FdDir => return Err(Errno::EISDIR),
+                Body::Device(_) => return Ok(pieces.bytes),
+                Body::Symlink(_) => return Err(Errno::EBADF),
+                Body::File { .. } => {}
+            }
+            let append = description.status_flags() & O_APPEND != 0;
+            let size = kernel.vfs.tmpfs.get(ino).size();
+            let position = match offset {
+                _ if append => size,
+                Some(offset) => offset,
+                None => description.state.lock().offset,
+            };
+            if position.checked_add(pieces.bytes).is_none_or(|end| end > i64::MAX as u64) {
+                return Err(Errno::EFBIG);
+            }
+            let zero_page = kernel.vfs.zero_page;
+            let target = kernel.vfs.tmpfs.file_pieces(
+                &mut kernel.frames,
+                ino,
+                position,
+                pieces.bytes,
+                true,
+                zero_page,
+            )?;
+            let written = copy_pieces(&pieces.list, &target)?;
+            let now = now(kernel);
+            let inode = kernel.vfs.tmpfs.get_mut(ino);
+            if let Body::File { size, .. } = &mut inode.body {
+                *size = (*size).max(position + written);
+            }
+            inode.mtime = now;
+            inode.ctime = now;
+            if offset.is_none() || append {
+                description.state.lock().offset = position + written;
+            }
+            Ok(written)
+        }
+        FileKind::Pipe { write_end: false, .. } => Err(Errno::EBADF),
+        FileKind::Pipe { pipe, .. } => {
+            let nonblocking = description.status_flags() & O_NONBLOCK != 0;
+            loop {
+                let mut state = pipe.lock();
+                if state.readers == 0 {
+                    return Err(Errno::EPIPE);
+                }
+                let room = PIPE_CAPACITY - state.len;
+                if room > 0 {
+                    let target = state.writable(pieces.bytes);
+                    let written = copy_pieces(&pieces.list, &target)?;
+                    state.produce(written);
+                    return Ok(written);
+                }
+                if nonblocking {
+                    return Err(Errno::EAGAIN);
+                }
+                drop(state);
+                block_forever(kernel, "write to a full pipe that only it can drain");
+            }
+        }
+    }
+}
+
+/// The program waits for something only it could do: sleep until the run's time limit.
+fn block_forever(kernel: &mut Kernel, what: &str) {
+    log::warn!("the program blocked for good: {what}");
+    kernel.clock.sleep_until(u64::MAX);
+}
+
+// ---------------------------------------------------------------------------------------------
+// read, write and their vectored and positioned forms.
+// ---------------------------------------------------------------------------------------------
+
+fn description(kernel: &Kernel, fd: u64) -> Result<Arc<Description>, Errno> {
+    Ok(kernel.files.get(fd)?.description)
 }
 
 pub fn read(kernel: &mut Kernel, fd: u64, buf: u64, count: u64) -> SysResult {
-    let host = host_fd(kernel, fd)?;
-    if count == 0 {
-        return Ok(0);
-    }
-    let mut pieces = Pieces::new();
-    if !pieces.gather(kernel, buf, count, true, MAX_CHUNK) {
-        return Err(Errno::EFAULT);
-    }
-    pieces.call(Opcode::Read, [u64::from(host), 0, 0, 0])
+    read_at(kernel, fd, buf, count, None)
 }
 
 pub fn pread64(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: u64) -> SysResult {
-    let host = host_fd(kernel, fd)?;
     if (offset as i64) < 0 {
         return Err(Errno::EINVAL);
     }
+    read_at(kernel, fd, buf, count, Some(offset))
+}
+
+fn read_at(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: Option<u64>) -> SysResult {
+    let description = description(kernel, fd)?;
+    check_positioned(&description, offset)?;
+    description.check_readable()?;
     if count == 0 {
         return Ok(0);
     }
@@ -111,18 +365,42 @@ pub fn pread64(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: u64) 
     if !pieces.gather(kernel, buf, count, true, MAX_CHUNK) {
         return Err(Errno::EFAULT);
     }
-    pieces.call(Opcode::Pread, [u64::from(host), offset, 0, 0])
+    read_description(kernel, &description, &pieces, offset)
+}
+
+/// `ESPIPE` for a positioned transfer on a pipe or stream.
+fn check_positioned(description: &Description, offset: Option<u64>) -> Result<(), Errno> {
+    match (&description.kind, offset) {
+        (FileKind::Pipe { .. }, Some(_)) => Err(Errno::ESPIPE),
+        _ => Ok(()),
+    }
 }
 
 pub fn write(kernel: &mut Kernel, fd: u64, buf: u64, count: u64) -> SysResult {
-    let host = host_fd(kernel, fd)?;
+    write_at(kernel, fd, buf, count, None)
+}
+
+pub fn pwrite64(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: u64) -> SysResult {
+    if (offset as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    write_at(kernel, fd, buf, count, Some(offset))
+}
+
+fn write_at(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: Option<u64>) -> SysResult {
+    let description = description(kernel, fd)?;
+    check_positioned(&description, offset)?;
+    description.check_writable()?;
+    let count = count.min(i64::MAX as u64);
     let mut done = 0;
     while done < count {
         let mut pieces = Pieces::new();
         if !pieces.gather(kernel, buf + done, count - done, false, MAX_CHUNK) {
             return if done > 0 { Ok(done) } else { Err(Errno::EFAULT) };
         }
-        match check_broken_pipe(kernel, pieces.call(Opcode::Write, [u64::from(host), 0, 0, 0])) {
+        let at = offset.map(|o| o + done);
+        let result = write_description(kernel, &description, &pieces, at);
+        match check_broken_pipe(kernel, result) {
             Ok(written) => {
                 done += written;
                 if written < pieces.bytes {
@@ -152,191 +430,443 @@ fn read_iovecs(kernel: &mut Kernel, iov: u64, count: u64) -> Result<Vec<IoVec>, 
     kernel.space.copy_from_user(&mut kernel.frames, iov, iovecs.as_mut_slice().as_mut_bytes())?;
     let mut total: u64 = 0;
     for iovec in &iovecs {
-        total = total.checked_add(iovec.len).filter(|&t| t <= i64::MAX as u64).ok_or(Errno::EINVAL)?;
+        total = total
+            .checked_add(iovec.len)
+            .filter(|&t| t <= i64::MAX as u64)
+            .ok_or(Errno::EINVAL)?;
     }
     Ok(iovecs)
 }
 
-fn vectored(kernel: &mut Kernel, fd: u64, iov: u64, count: u64, write: bool) -> SysResult {
-    let host = host_fd(kernel, fd)?;
+fn vectored(
+    kernel: &mut Kernel,
+    fd: u64,
+    iov: u64,
+    count: u64,
+    write: bool,
+    offset: Option<u64>,
+) -> SysResult {
+    let description = description(kernel, fd)?;
+    check_positioned(&description, offset)?;
+    if write {
+        description.check_writable()?;
+    } else {
+        description.check_readable()?;
+    }
     let iovecs = read_iovecs(kernel, iov, count)?;
     let mut pieces = Pieces::new();
     for iovec in &iovecs {
-        if pieces.bytes == MAX_CHUNK {
+        if pieces.bytes == MAX_CHUNK || pieces.list.len() == MAX_PIECES {
             break;
         }
         if !pieces.gather(kernel, iovec.base, iovec.len, !write, MAX_CHUNK) {
-            return Err(Errno::EFAULT);
+            if pieces.bytes == 0 {
+                return Err(Errno::EFAULT);
+            }
+            break;
         }
     }
     if pieces.bytes == 0 {
         return Ok(0);
     }
-    let opcode = if write { Opcode::Write } else { Opcode::Read };
-    check_broken_pipe(kernel, pieces.call(opcode, [u64::from(host), 0, 0, 0]))
+    if write {
+        let result = write_description(kernel, &description, &pieces, offset);
+        check_broken_pipe(kernel, result)
+    } else {
+        read_description(kernel, &description, &pieces, offset)
+    }
 }
 
 pub fn readv(kernel: &mut Kernel, fd: u64, iov: u64, count: u64) -> SysResult {
-    vectored(kernel, fd, iov, count, false)
+    vectored(kernel, fd, iov, count, false, None)
 }
 
 pub fn writev(kernel: &mut Kernel, fd: u64, iov: u64, count: u64) -> SysResult {
-    vectored(kernel, fd, iov, count, true)
+    vectored(kernel, fd, iov, count, true, None)
+}
+
+/// `preadv`/`pwritev` (and the `…2` forms with flags 0; offset -1 means the file position).
+pub fn vectored_at(
+    kernel: &mut Kernel,
+    fd: u64,
+    iov: u64,
+    count: u64,
+    offset: u64,
+    flags: u64,
+    write: bool,
+) -> SysResult {
+    if flags != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let offset = match offset as i64 {
+        -1 => None,
+        negative if negative < 0 => return Err(Errno::EINVAL),
+        _ => Some(offset),
+    };
+    vectored(kernel, fd, iov, count, write, offset)
+}
+
+// ---------------------------------------------------------------------------------------------
+// lseek, sendfile, copy_file_range
+// ---------------------------------------------------------------------------------------------
+
+const SEEK_SET: u64 = 0;
+const SEEK_CUR: u64 = 1;
+const SEEK_END: u64 = 2;
+const SEEK_DATA: u64 = 3;
+const SEEK_HOLE: u64 = 4;
+
+pub fn lseek(kernel: &mut Kernel, fd: u64, offset: u64, whence: u64) -> SysResult {
+    let description = description(kernel, fd)?;
+    if whence > SEEK_HOLE {
+        return Err(Errno::EINVAL);
+    }
+    match &description.kind {
+        // Seeking the host's stdio is not forwarded: pipes and terminals can't seek anyway.
+        FileKind::HostStdio(_) | FileKind::Pipe { .. } => Err(Errno::ESPIPE),
+        FileKind::Host { handle, .. } => {
+            ring::with_ring(|ring| ring.call_checked(Opcode::Seek, [*handle, offset, whence, 0], None))
+        }
+        FileKind::Tmpfs(ino) => {
+            let inode = kernel.vfs.tmpfs.get(*ino);
+            if let Body::Device(_) = inode.body {
+                return Ok(0);
+            }
+            let size = inode.size();
+            let mut state = description.state.lock();
+            let base = match whence {
+                SEEK_SET => 0,
+                SEEK_CUR => state.offset as i64,
+                SEEK_END => size as i64,
+                _ => 0,
+            };
+            let target = base.checked_add(offset as i64).ok_or(Errno::EOVERFLOW)?;
+            if target < 0 {
+                return Err(Errno::EINVAL);
+            }
+            let target = match whence {
+                SEEK_DATA | SEEK_HOLE if (offset as i64) < 0 => return Err(Errno::ENXIO),
+                SEEK_DATA | SEEK_HOLE if offset >= size => return Err(Errno::ENXIO),
+                SEEK_DATA => offset,
+                SEEK_HOLE => size,
+                _ => target as u64,
+            };
+            state.offset = target;
+            Ok(target)
+        }
+    }
+}
+
+/// Moves up to `count` bytes from `input` to `output` through the kernel's bounce frames,
+/// one `BOUNCE_BYTES` round at a time. Offsets, when given, are used instead of (and leave
+/// alone) the file positions; they are advanced in place.
+fn splice_files(
+    kernel: &mut Kernel,
+    input: &Description,
+    mut in_offset: Option<&mut u64>,
+    output: &Description,
+    mut out_offset: Option<&mut u64>,
+    count: u64,
+) -> SysResult {
+    if kernel.bounce_frames.is_empty() {
+        for _ in 0..BOUNCE_BYTES / PAGE_SIZE {
+            let frame = kernel.frames.allocate().ok_or(Errno::ENOMEM)?;
+            kernel.bounce_frames.push(frame);
+        }
+    }
+    let mut done = 0;
+    while done < count {
+        let round = (count - done).min(BOUNCE_BYTES);
+        let list = bounce_list(&kernel.bounce_frames, round);
+        let at = in_offset.as_deref().copied();
+        let read = read_description(kernel, input, &Pieces::from_list(list), at)?;
+        if read == 0 {
+            break;
+        }
+        if let Some(offset) = in_offset.as_deref_mut() {
+            *offset += read;
+        }
+        let list = bounce_list(&kernel.bounce_frames, read);
+        let at = out_offset.as_deref().copied();
+        let result = write_description(kernel, output, &Pieces::from_list(list), at);
+        let written = match check_broken_pipe(kernel, result) {
+            Ok(written) => written,
+            Err(errno) if done == 0 => return Err(errno),
+            Err(_) => break,
+        };
+        if let Some(offset) = out_offset.as_deref_mut() {
+            *offset += written;
+        }
+        done += written;
+        if written < read || read < round {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+fn bounce_list(frames: &[u64], bytes: u64) -> Vec<(u64, u64)> {
+    let mut list = Vec::new();
+    let mut left = bytes;
+    for &frame in frames {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(PAGE_SIZE);
+        push_merged(&mut list, frame, take);
+        left -= take;
+    }
+    list
+}
+
+pub fn sendfile(kernel: &mut Kernel, out_fd: u64, in_fd: u64, offset_ptr: u64, count: u64) -> SysResult {
+    let input = description(kernel, in_fd)?;
+    let output = description(kernel, out_fd)?;
+    input.check_readable()?;
+    output.check_writable()?;
+    if output.status_flags() & O_APPEND != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let count = count.min(0x7fff_f000);
+    if offset_ptr == 0 {
+        return splice_files(kernel, &input, None, &output, None, count);
+    }
+    let mut offset: u64 = kernel.space.read_user(&mut kernel.frames, offset_ptr)?;
+    if (offset as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let moved = splice_files(kernel, &input, Some(&mut offset), &output, None, count)?;
+    kernel.space.write_user(&mut kernel.frames, offset_ptr, &offset)?;
+    Ok(moved)
+}
+
+pub fn copy_file_range(
+    kernel: &mut Kernel,
+    in_fd: u64,
+    in_ptr: u64,
+    out_fd: u64,
+    out_ptr: u64,
+    count: u64,
+    flags: u64,
+) -> SysResult {
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let input = description(kernel, in_fd)?;
+    let output = description(kernel, out_fd)?;
+    input.check_readable()?;
+    output.check_writable()?;
+    let is_regular = |d: &Description| match &d.kind {
+        FileKind::Host { directory, .. } => !directory,
+        FileKind::Tmpfs(ino) => matches!(kernel.vfs.tmpfs.get(*ino).body, Body::File { .. }),
+        _ => false,
+    };
+    if !is_regular(&input) || !is_regular(&output) {
+        return Err(Errno::EINVAL);
+    }
+    if output.status_flags() & O_APPEND != 0 {
+        return Err(Errno::EBADF);
+    }
+    let mut in_offset = match in_ptr {
+        0 => None,
+        ptr => Some(kernel.space.read_user::<u64>(&mut kernel.frames, ptr)?),
+    };
+    let mut out_offset = match out_ptr {
+        0 => None,
+        ptr => Some(kernel.space.read_user::<u64>(&mut kernel.frames, ptr)?),
+    };
+    let count = count.min(0x7fff_f000);
+    let moved =
+        splice_files(kernel, &input, in_offset.as_mut(), &output, out_offset.as_mut(), count)?;
+    if let Some(offset) = in_offset {
+        kernel.space.write_user(&mut kernel.frames, in_ptr, &offset)?;
+    }
+    if let Some(offset) = out_offset {
+        kernel.space.write_user(&mut kernel.frames, out_ptr, &offset)?;
+    }
+    Ok(moved)
+}
+
+// ---------------------------------------------------------------------------------------------
+// pipe, close, dup, fcntl
+// ---------------------------------------------------------------------------------------------
+
+pub fn pipe2(kernel: &mut Kernel, fds: u64, flags: u64) -> SysResult {
+    const O_DIRECT: u64 = 0o40000;
+    if flags & !(O_CLOEXEC | u64::from(O_NONBLOCK) | O_DIRECT) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    crate::mm::user::user_range_end(fds, 8)?;
+    let pipe = Arc::new(spin::Mutex::new(Pipe::new(&mut kernel.frames)?));
+    let id = kernel.next_pipe_id;
+    kernel.next_pipe_id += 1;
+    let name = alloc::format!("pipe:[{id}]").into_bytes();
+    let status = (flags & u64::from(O_NONBLOCK)) as u32;
+    let cloexec = flags & O_CLOEXEC != 0;
+    let end = |write_end: bool| FdEntry {
+        description: Description::new(
+            FileKind::Pipe { pipe: pipe.clone(), write_end, id },
+            name.clone(),
+            status | u32::from(write_end),
+        ),
+        cloexec,
+    };
+    let (reader, writer) = (end(false), end(true));
+    let limit = kernel.rlimits[7].0 as usize;
+    let read_fd = match kernel.files.insert_from(0, limit, reader) {
+        Ok(fd) => fd,
+        Err(errno) => {
+            pipe.lock().release(&mut kernel.frames);
+            return Err(errno);
+        }
+    };
+    let write_fd = match kernel.files.insert_from(0, limit, writer) {
+        Ok(fd) => fd,
+        Err(errno) => {
+            let reader = kernel.files.remove(read_fd)?;
+            release(kernel, reader);
+            pipe.lock().writers = 0;
+            pipe.lock().release(&mut kernel.frames);
+            return Err(errno);
+        }
+    };
+    let pair = [read_fd as i32, write_fd as i32];
+    if let Err(errno) = kernel.space.write_user(&mut kernel.frames, fds, &pair) {
+        for fd in [read_fd, write_fd] {
+            let entry = kernel.files.remove(fd)?;
+            release(kernel, entry);
+        }
+        return Err(errno);
+    }
+    Ok(0)
+}
+
+/// Drops one fd's hold on its description; the last hold closes the file.
+pub fn release(kernel: &mut Kernel, entry: FdEntry) {
+    let FdEntry { description, .. } = entry;
+    let Some(description) = Arc::into_inner(description) else { return };
+    match description.kind {
+        FileKind::HostStdio(host) => {
+            ring::with_ring(|ring| ring.post(Opcode::Close, [u64::from(host), 0, 0, 0], None));
+        }
+        FileKind::Host { handle, .. } => {
+            ring::with_ring(|ring| ring.post(Opcode::Close, [handle, 0, 0, 0], None));
+        }
+        FileKind::Tmpfs(ino) => {
+            let inode = kernel.vfs.tmpfs.get_mut(ino);
+            inode.open_count = inode.open_count.saturating_sub(1);
+            kernel.vfs.tmpfs.release_if_unused(&mut kernel.frames, ino);
+        }
+        FileKind::Pipe { pipe, write_end, .. } => {
+            let mut state = pipe.lock();
+            if write_end {
+                state.writers -= 1;
+            } else {
+                state.readers -= 1;
+            }
+            if state.readers == 0 && state.writers == 0 {
+                state.release(&mut kernel.frames);
+            }
+        }
+    }
 }
 
 pub fn close(kernel: &mut Kernel, fd: u64) -> SysResult {
     let entry = kernel.files.remove(fd)?;
-    if !kernel.files.is_open(entry.file) {
-        let OpenFile::HostStdio(host) = entry.file;
-        ring::with_ring(|ring| ring.post(Opcode::Close, [u64::from(host), 0, 0, 0], None));
+    release(kernel, entry);
+    Ok(0)
+}
+
+pub fn close_range(kernel: &mut Kernel, first: u64, last: u64, flags: u64) -> SysResult {
+    const CLOSE_RANGE_CLOEXEC: u64 = 4;
+    if flags & !CLOSE_RANGE_CLOEXEC != 0 || first > last {
+        return Err(Errno::EINVAL);
     }
-    Ok(0)
-}
-
-pub fn lseek(kernel: &mut Kernel, fd: u64) -> SysResult {
-    host_fd(kernel, fd)?;
-    // Seeking the host's stdio is not forwarded: pipes and terminals can't seek anyway.
-    Err(Errno::ESPIPE)
-}
-
-// ---------------------------------------------------------------------------------------------
-// stat
-// ---------------------------------------------------------------------------------------------
-
-/// Linux x86-64 `struct stat`.
-#[repr(C)]
-#[derive(Default, FromBytes, IntoBytes, Immutable)]
-struct Stat {
-    dev: u64,
-    ino: u64,
-    nlink: u64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    _pad0: u32,
-    rdev: u64,
-    size: i64,
-    blksize: i64,
-    blocks: i64,
-    times: [i64; 6],
-    _unused: [i64; 3],
-}
-
-/// Linux `struct statx` (256 bytes).
-#[repr(C)]
-#[derive(Default, FromBytes, IntoBytes, Immutable)]
-struct Statx {
-    mask: u32,
-    blksize: u32,
-    attributes: u64,
-    nlink: u32,
-    uid: u32,
-    gid: u32,
-    mode: u16,
-    _pad0: u16,
-    ino: u64,
-    size: u64,
-    blocks: u64,
-    attributes_mask: u64,
-    times: [u64; 8],
-    rdev_major: u32,
-    rdev_minor: u32,
-    dev_major: u32,
-    dev_minor: u32,
-    _spare: [u64; 14],
-}
-
-fn host_stat(kernel: &mut Kernel, fd: u64) -> Result<HostStat, Errno> {
-    let host = host_fd(kernel, fd)?;
-    let scratch = kernel.scratch_gpa;
-    ring::with_ring(|ring| ring.call_checked(Opcode::Fstat, [u64::from(host), scratch, 0, 0], None))?;
-    // SAFETY: the scratch frame is kernel-owned; the host just wrote a HostStat there.
-    Ok(unsafe { phys_to_virt(scratch).cast::<HostStat>().read_volatile() })
-}
-
-pub fn fstat(kernel: &mut Kernel, fd: u64, buf: u64) -> SysResult {
-    let host = host_stat(kernel, fd)?;
-    let stat = Stat {
-        dev: host.dev,
-        ino: host.ino,
-        nlink: 1,
-        mode: host.mode,
-        uid: UID as u32,
-        gid: GID as u32,
-        rdev: host.rdev,
-        size: host.size,
-        blksize: host.blksize,
-        blocks: (host.size + 511) / 512,
-        ..Stat::default()
-    };
-    kernel.space.write_user(&mut kernel.frames, buf, &stat)?;
-    Ok(0)
-}
-
-/// True if the user string at `path` is empty (its first byte is NUL).
-fn path_is_empty(kernel: &mut Kernel, path: u64) -> Result<bool, Errno> {
-    let first: u8 = kernel.space.read_user(&mut kernel.frames, path)?;
-    Ok(first == 0)
-}
-
-pub fn newfstatat(kernel: &mut Kernel, dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
-    if path_is_empty(kernel, path)? {
-        if flags & AT_EMPTY_PATH == 0 {
-            return Err(Errno::ENOENT);
+    for fd in kernel.files.open_fds() {
+        if fd < first || fd > last {
+            continue;
         }
-        return fstat(kernel, dirfd, buf);
+        if flags & CLOSE_RANGE_CLOEXEC != 0 {
+            kernel.files.get_mut(fd)?.cloexec = true;
+        } else {
+            close(kernel, fd)?;
+        }
     }
-    // No file system yet: nothing exists at any path.
-    Err(Errno::ENOENT)
-}
-
-pub fn statx(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64, _mask: u64, buf: u64) -> SysResult {
-    if !path_is_empty(kernel, path)? {
-        return Err(Errno::ENOENT);
-    }
-    if flags & AT_EMPTY_PATH == 0 {
-        return Err(Errno::ENOENT);
-    }
-    let host = host_stat(kernel, dirfd)?;
-    let statx = Statx {
-        mask: 0x7ff, // STATX_BASIC_STATS
-        blksize: u32::try_from(host.blksize).unwrap_or(4096),
-        nlink: 1,
-        uid: UID as u32,
-        gid: GID as u32,
-        mode: host.mode as u16,
-        ino: host.ino,
-        size: host.size as u64,
-        blocks: (host.size as u64).div_ceil(512),
-        rdev_major: ((host.rdev >> 8) & 0xfff) as u32,
-        rdev_minor: ((host.rdev & 0xff) | ((host.rdev >> 12) & 0xfff00)) as u32,
-        ..Statx::default()
-    };
-    kernel.space.write_user(&mut kernel.frames, buf, &statx)?;
     Ok(0)
 }
 
-pub fn stat_path(kernel: &mut Kernel, path: u64) -> SysResult {
-    path_is_empty(kernel, path)?;
-    Err(Errno::ENOENT)
+pub fn dup(kernel: &mut Kernel, fd: u64) -> SysResult {
+    let entry = kernel.files.get(fd)?;
+    let limit = kernel.rlimits[7].0 as usize;
+    kernel.files.insert_from(0, limit, FdEntry { cloexec: false, ..entry })
 }
 
-pub fn open(_kernel: &mut Kernel) -> SysResult {
-    // No file system yet: every path is missing.
-    Err(Errno::ENOENT)
+pub fn dup3(kernel: &mut Kernel, old: u64, new: u64, flags: u64, is_dup2: bool) -> SysResult {
+    let entry = kernel.files.get(old)?;
+    if flags & !O_CLOEXEC != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if old == new {
+        return if is_dup2 { Ok(new) } else { Err(Errno::EINVAL) };
+    }
+    let index = usize::try_from(new).ok().filter(|&n| n < kernel.rlimits[7].0 as usize);
+    let index = index.ok_or(Errno::EBADF)?;
+    let replaced = kernel.files.set(index, FdEntry { cloexec: flags & O_CLOEXEC != 0, ..entry });
+    if let Some(replaced) = replaced {
+        release(kernel, replaced);
+    }
+    Ok(new)
 }
 
-pub fn access(_kernel: &mut Kernel) -> SysResult {
-    Err(Errno::ENOENT)
-}
+const F_DUPFD: u64 = 0;
+const F_GETFD: u64 = 1;
+const F_SETFD: u64 = 2;
+const F_GETFL: u64 = 3;
+const F_SETFL: u64 = 4;
+const F_GETLK: u64 = 5;
+const F_SETLK: u64 = 6;
+const F_SETLKW: u64 = 7;
+const F_DUPFD_CLOEXEC: u64 = 1030;
+const F_GETPIPE_SZ: u64 = 1032;
+/// `F_SETFL` may change O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT, O_NOATIME.
+const SETFL_MASK: u32 = 0o2000 | 0o4000 | 0o20000 | 0o40000 | 0o1000000;
 
-pub fn readlink(_kernel: &mut Kernel) -> SysResult {
-    Err(Errno::ENOENT)
-}
-
-pub fn pipe() -> SysResult {
-    // In-guest pipes are not implemented yet.
-    Err(Errno::ENOSYS)
+pub fn fcntl(kernel: &mut Kernel, fd: u64, command: u64, arg: u64) -> SysResult {
+    let entry = kernel.files.get(fd)?;
+    let is_path = entry.description.status_flags() & O_PATH != 0;
+    match command {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let min = usize::try_from(arg).map_err(|_| Errno::EINVAL)?;
+            let cloexec = command == F_DUPFD_CLOEXEC;
+            let limit = kernel.rlimits[7].0 as usize;
+            kernel.files.insert_from(min, limit, FdEntry { cloexec, ..entry })
+        }
+        F_GETFD => Ok(if entry.cloexec { FD_CLOEXEC } else { 0 }),
+        F_SETFD => {
+            kernel.files.get_mut(fd)?.cloexec = arg & FD_CLOEXEC != 0;
+            Ok(0)
+        }
+        F_GETFL => Ok(u64::from(entry.description.status_flags())),
+        F_SETFL if is_path => Err(Errno::EBADF),
+        F_SETFL => {
+            let mut state = entry.description.state.lock();
+            state.status_flags = (state.status_flags & !SETFL_MASK) | (arg as u32 & SETFL_MASK);
+            Ok(0)
+        }
+        // One process holds every lock there is: taking one always succeeds, and a query
+        // finds the range unlocked (`l_type` = F_UNLCK, the first field of `struct flock`).
+        F_SETLK | F_SETLKW if is_path => Err(Errno::EBADF),
+        F_SETLK | F_SETLKW => Ok(0),
+        F_GETLK => {
+            kernel.space.write_user(&mut kernel.frames, arg, &2u16)?;
+            Ok(0)
+        }
+        F_GETPIPE_SZ => match entry.description.kind {
+            FileKind::Pipe { .. } => Ok(PIPE_CAPACITY),
+            _ => Err(Errno::EBADF),
+        },
+        _ => Err(Errno::EINVAL),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,16 +875,33 @@ pub fn pipe() -> SysResult {
 
 const FIONCLEX: u64 = 0x5450;
 const FIOCLEX: u64 = 0x5451;
+const FIONREAD: u64 = 0x541b;
 
 pub fn ioctl(kernel: &mut Kernel, fd: u64, request: u64, arg: u64) -> SysResult {
-    let host = host_fd(kernel, fd)?;
-    let reply_len = match request {
-        TCGETS => 36,
-        TIOCGWINSZ => 8,
+    let description = description(kernel, fd)?;
+    match request {
         FIOCLEX | FIONCLEX => {
             kernel.files.get_mut(fd)?.cloexec = request == FIOCLEX;
             return Ok(0);
         }
+        FIONREAD => {
+            let available = match &description.kind {
+                FileKind::Pipe { pipe, .. } => pipe.lock().len,
+                FileKind::Tmpfs(ino) => {
+                    let size = kernel.vfs.tmpfs.get(*ino).size();
+                    size.saturating_sub(description.state.lock().offset)
+                }
+                _ => return Err(Errno::ENOTTY),
+            };
+            kernel.space.write_user(&mut kernel.frames, arg, &(available as i32))?;
+            return Ok(0);
+        }
+        _ => {}
+    }
+    let FileKind::HostStdio(host) = description.kind else { return Err(Errno::ENOTTY) };
+    let reply_len = match request {
+        TCGETS => 36,
+        TIOCGWINSZ => 8,
         // Changing the host terminal's settings is not the program's to do.
         0x5402..=0x5404 | 0x5414 => return Err(Errno::EPERM),
         _ => return Err(Errno::ENOTTY),
@@ -370,9 +917,42 @@ pub fn ioctl(kernel: &mut Kernel, fd: u64, request: u64, arg: u64) -> SysResult 
     Ok(0)
 }
 
+const POLLIN: i16 = 0x1;
+const POLLOUT: i16 = 0x4;
+const POLLERR: i16 = 0x8;
+const POLLHUP: i16 = 0x10;
 const POLLNVAL: i16 = 0x20;
 /// Most pollfds forwarded in one request (they travel in the scratch page).
 const MAX_HOST_POLLFDS: usize = (PAGE_SIZE as usize) / core::mem::size_of::<PollFd>();
+
+/// What `poll` reports for an fd the guest answers itself.
+fn local_readiness(kernel: &Kernel, description: &Description, events: i16) -> i16 {
+    match &description.kind {
+        FileKind::Pipe { pipe, write_end, .. } => {
+            let state = pipe.lock();
+            if *write_end {
+                if state.readers == 0 {
+                    POLLERR
+                } else if state.len < PIPE_CAPACITY {
+                    events & POLLOUT
+                } else {
+                    0
+                }
+            } else if state.len > 0 {
+                events & POLLIN
+            } else if state.writers == 0 {
+                POLLHUP
+            } else {
+                0
+            }
+        }
+        FileKind::Tmpfs(_) | FileKind::Host { .. } => {
+            let _ = kernel;
+            events & (POLLIN | POLLOUT)
+        }
+        FileKind::HostStdio(_) => 0,
+    }
+}
 
 pub fn poll(kernel: &mut Kernel, fds: u64, count: u64, timeout_ms: u64) -> SysResult {
     if count > kernel.rlimits[7].0 {
@@ -388,8 +968,18 @@ pub fn poll(kernel: &mut Kernel, fds: u64, count: u64, timeout_ms: u64) -> SysRe
         if entry.fd < 0 {
             continue;
         }
-        match host_fd(kernel, entry.fd as u64) {
-            Ok(host) => forwarded.push((index, PollFd { fd: i32::from(host), ..*entry })),
+        match kernel.files.get(entry.fd as u64) {
+            Ok(fd) => match fd.description.kind {
+                FileKind::HostStdio(host) => {
+                    forwarded.push((index, PollFd { fd: i32::from(host), ..*entry }));
+                }
+                _ => {
+                    entry.revents = local_readiness(kernel, &fd.description, entry.events);
+                    if entry.revents != 0 {
+                        ready += 1;
+                    }
+                }
+            },
             Err(_) => {
                 entry.revents = POLLNVAL;
                 ready += 1;
@@ -416,7 +1006,8 @@ pub fn poll(kernel: &mut Kernel, fds: u64, count: u64, timeout_ms: u64) -> SysRe
         })?;
         for (slot, (index, _)) in forwarded.iter().enumerate() {
             // SAFETY: as above; the host wrote the revents back in place.
-            let answered = unsafe { phys_to_virt(scratch).cast::<PollFd>().add(slot).read_volatile() };
+            let answered =
+                unsafe { phys_to_virt(scratch).cast::<PollFd>().add(slot).read_volatile() };
             entries[*index].revents = answered.revents;
             if answered.revents != 0 {
                 ready += 1;
@@ -448,66 +1039,4 @@ pub fn getrandom(kernel: &mut Kernel, buf: u64, len: u64, flags: u64) -> SysResu
         return Err(Errno::EFAULT);
     }
     pieces.call(Opcode::Random, [0; 4])
-}
-
-// ---------------------------------------------------------------------------------------------
-// dup and fcntl
-// ---------------------------------------------------------------------------------------------
-
-pub fn dup(kernel: &mut Kernel, fd: u64) -> SysResult {
-    let entry = kernel.files.get(fd)?;
-    kernel.files.insert_from(0, FdEntry { cloexec: false, ..entry })
-}
-
-pub fn dup3(kernel: &mut Kernel, old: u64, new: u64, flags: u64, is_dup2: bool) -> SysResult {
-    let entry = kernel.files.get(old)?;
-    if flags & !O_CLOEXEC != 0 {
-        return Err(Errno::EINVAL);
-    }
-    if old == new {
-        return if is_dup2 { Ok(new) } else { Err(Errno::EINVAL) };
-    }
-    let index = usize::try_from(new).ok().filter(|&n| n < kernel.rlimits[7].0 as usize);
-    let index = index.ok_or(Errno::EBADF)?;
-    let replaced = kernel.files.set(index, FdEntry { cloexec: flags & O_CLOEXEC != 0, ..entry });
-    if let Some(replaced) = replaced {
-        if !kernel.files.is_open(replaced.file) {
-            let OpenFile::HostStdio(host) = replaced.file;
-            ring::with_ring(|ring| ring.post(Opcode::Close, [u64::from(host), 0, 0, 0], None));
-        }
-    }
-    Ok(new)
-}
-
-const F_DUPFD: u64 = 0;
-const F_GETFD: u64 = 1;
-const F_SETFD: u64 = 2;
-const F_GETFL: u64 = 3;
-const F_SETFL: u64 = 4;
-const F_DUPFD_CLOEXEC: u64 = 1030;
-/// `F_SETFL` may change O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT, O_NOATIME.
-const SETFL_MASK: u64 = 0o2000 | 0o4000 | 0o20000 | 0o40000 | 0o1000000;
-
-pub fn fcntl(kernel: &mut Kernel, fd: u64, command: u64, arg: u64) -> SysResult {
-    let entry = kernel.files.get(fd)?;
-    match command {
-        F_DUPFD | F_DUPFD_CLOEXEC => {
-            let min = usize::try_from(arg).map_err(|_| Errno::EINVAL)?;
-            let cloexec = command == F_DUPFD_CLOEXEC;
-            kernel.files.insert_from(min, FdEntry { cloexec, ..entry })
-        }
-        F_GETFD => Ok(if entry.cloexec { FD_CLOEXEC } else { 0 }),
-        F_SETFD => {
-            kernel.files.get_mut(fd)?.cloexec = arg & FD_CLOEXEC != 0;
-            Ok(0)
-        }
-        F_GETFL => Ok(u64::from(entry.status_flags)),
-        F_SETFL => {
-            let slot = kernel.files.get_mut(fd)?;
-            let kept = u64::from(slot.status_flags) & !SETFL_MASK;
-            slot.status_flags = (kept | (arg & SETFL_MASK)) as u32;
-            Ok(0)
-        }
-        _ => Err(Errno::EINVAL),
-    }
 }

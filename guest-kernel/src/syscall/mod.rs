@@ -1,10 +1,12 @@
 //! Syscall dispatch. Each syscall is a plain function over the [`Kernel`] state taking its
 //! arguments as numbers and returning `Result<u64, Errno>`; nothing here depends on the ring
 //! it runs in (the entry paths in `arch`/`trap` deliver the registers). Areas follow Linux's
-//! split: `io` (fds and stdio), `memory`, `process`, `signal`, `time`.
+//! split: `io` (data on fds), `fs` (paths and file metadata), `memory`, `process`, `signal`,
+//! `time`.
 //!
 //! An unknown syscall returns `ENOSYS` and is logged once, by name.
 
+mod fs;
 mod io;
 mod memory;
 mod process;
@@ -52,41 +54,101 @@ fn count(number: u64) {
     }
 }
 
+/// `AT_FDCWD` as the register holds it.
+const AT_FDCWD: u64 = fs::AT_FDCWD as i64 as u64;
+
 fn call(kernel: &mut Kernel, number: u64, args: Args) -> SysResult {
     let a = args.0;
     match number {
+        // Data on fds (io).
         0 => io::read(kernel, a[0], a[1], a[2]),
         1 => io::write(kernel, a[0], a[1], a[2]),
-        2 | 257 | 85 => io::open(kernel),
         3 => io::close(kernel, a[0]),
-        4 | 6 => io::stat_path(kernel, a[0]),
-        5 => io::fstat(kernel, a[0], a[1]),
         7 => io::poll(kernel, a[0], a[1], a[2]),
-        8 => io::lseek(kernel, a[0]),
+        8 => io::lseek(kernel, a[0], a[1], a[2]),
+        16 => io::ioctl(kernel, a[0], a[1], a[2]),
+        17 => io::pread64(kernel, a[0], a[1], a[2], a[3]),
+        18 => io::pwrite64(kernel, a[0], a[1], a[2], a[3]),
+        19 => io::readv(kernel, a[0], a[1], a[2]),
+        20 => io::writev(kernel, a[0], a[1], a[2]),
+        22 => io::pipe2(kernel, a[0], 0),
+        32 => io::dup(kernel, a[0]),
+        33 => io::dup3(kernel, a[0], a[1], 0, true),
+        40 => io::sendfile(kernel, a[0], a[1], a[2], a[3]),
+        72 => io::fcntl(kernel, a[0], a[1], a[2]),
+        // flock and fadvise64: one process holds every lock; advice needs no answer.
+        73 | 221 => kernel.files.get(a[0]).map(|_| 0),
+        292 => io::dup3(kernel, a[0], a[1], a[2], false),
+        293 => io::pipe2(kernel, a[0], a[1]),
+        295 => io::vectored_at(kernel, a[0], a[1], a[2], a[3], 0, false),
+        296 => io::vectored_at(kernel, a[0], a[1], a[2], a[3], 0, true),
+        318 => io::getrandom(kernel, a[0], a[1], a[2]),
+        326 => io::copy_file_range(kernel, a[0], a[1], a[2], a[3], a[4], a[5]),
+        327 => io::vectored_at(kernel, a[0], a[1], a[2], a[3], a[5], false),
+        328 => io::vectored_at(kernel, a[0], a[1], a[2], a[3], a[5], true),
+        436 => io::close_range(kernel, a[0], a[1], a[2]),
+
+        // Paths and file metadata (fs).
+        2 => fs::open(kernel, a[0], a[1], a[2]),
+        4 => fs::stat(kernel, a[0], a[1], true),
+        5 => fs::fstat(kernel, a[0], a[1]),
+        6 => fs::stat(kernel, a[0], a[1], false),
+        21 => fs::faccessat2(kernel, AT_FDCWD, a[0], a[1], 0),
+        74 | 75 => fs::fsync(kernel, a[0], number == 75),
+        76 => fs::truncate(kernel, a[0], a[1]),
+        77 => fs::ftruncate(kernel, a[0], a[1]),
+        79 => fs::getcwd(kernel, a[0], a[1]),
+        80 => fs::chdir(kernel, a[0]),
+        81 => fs::fchdir(kernel, a[0]),
+        82 => fs::renameat2(kernel, AT_FDCWD, a[0], AT_FDCWD, a[1], 0),
+        83 => fs::mkdirat(kernel, AT_FDCWD, a[0], a[1]),
+        84 => fs::rmdir(kernel, a[0]),
+        85 => fs::creat(kernel, a[0], a[1]),
+        86 => fs::linkat(kernel, AT_FDCWD, a[0], AT_FDCWD, a[1], 0),
+        87 => fs::unlink(kernel, a[0]),
+        88 => fs::symlinkat(kernel, a[0], AT_FDCWD, a[1]),
+        89 => fs::readlinkat(kernel, AT_FDCWD, a[0], a[1], a[2]),
+        90 => fs::fchmodat(kernel, AT_FDCWD, a[0], a[1], 0),
+        91 => fs::fchmod(kernel, a[0], a[1]),
+        92 => fs::fchownat(kernel, AT_FDCWD, a[0], a[1], a[2], 0),
+        93 => fs::fchown(kernel, a[0], a[1], a[2]),
+        94 => fs::fchownat(kernel, AT_FDCWD, a[0], a[1], a[2], 0x100),
+        95 => fs::umask(kernel, a[0]),
+        137 => fs::statfs(kernel, a[0], a[1]),
+        138 => fs::fstatfs(kernel, a[0], a[1]),
+        217 => fs::getdents64(kernel, a[0], a[1], a[2]),
+        235 => fs::utimes(kernel, a[0], a[1]),
+        257 => fs::openat(kernel, a[0], a[1], a[2], a[3]),
+        258 => fs::mkdirat(kernel, a[0], a[1], a[2]),
+        260 => fs::fchownat(kernel, a[0], a[1], a[2], a[3], a[4]),
+        262 => fs::newfstatat(kernel, a[0], a[1], a[2], a[3]),
+        263 => fs::unlinkat(kernel, a[0], a[1], a[2]),
+        264 => fs::renameat2(kernel, a[0], a[1], a[2], a[3], 0),
+        265 => fs::linkat(kernel, a[0], a[1], a[2], a[3], a[4]),
+        266 => fs::symlinkat(kernel, a[0], a[1], a[2]),
+        267 => fs::readlinkat(kernel, a[0], a[1], a[2], a[3]),
+        268 => fs::fchmodat(kernel, a[0], a[1], a[2], 0),
+        269 => fs::faccessat2(kernel, a[0], a[1], a[2], 0),
+        280 => fs::utimensat(kernel, a[0], a[1], a[2], a[3]),
+        316 => fs::renameat2(kernel, a[0], a[1], a[2], a[3], a[4]),
+        332 => fs::statx(kernel, a[0], a[1], a[2], a[3], a[4]),
+        439 => fs::faccessat2(kernel, a[0], a[1], a[2], a[3]),
+        452 => fs::fchmodat(kernel, a[0], a[1], a[2], a[3]),
+
+        // Memory, processes, signals, time.
         9 => memory::mmap(kernel, a[0], a[1], a[2], a[3], a[4], a[5]),
         10 => memory::mprotect(kernel, a[0], a[1], a[2]),
         11 => memory::munmap(kernel, a[0], a[1]),
         12 => memory::brk(kernel, a[0]),
         13 => signal::rt_sigaction(kernel, a[0], a[1], a[2], a[3]),
         14 => signal::rt_sigprocmask(kernel, a[0], a[1], a[2], a[3]),
-        16 => io::ioctl(kernel, a[0], a[1], a[2]),
-        17 => io::pread64(kernel, a[0], a[1], a[2], a[3]),
-        19 => io::readv(kernel, a[0], a[1], a[2]),
-        20 => io::writev(kernel, a[0], a[1], a[2]),
-        21 | 269 | 439 => io::access(kernel),
-        22 | 293 => io::pipe(),
         24 => Ok(0), // sched_yield: there is nothing else to run.
         25 => memory::mremap(kernel, a[0], a[1], a[2], a[3], a[4]),
         28 => memory::madvise(kernel, a[0], a[1], a[2]),
-        32 => io::dup(kernel, a[0]),
-        33 => io::dup3(kernel, a[0], a[1], 0, true),
         35 => time::nanosleep(kernel, a[0], a[1]),
         39 => Ok(crate::process::PID),
         60 | 231 => process::exit(a[0]),
         63 => process::uname(kernel, a[0]),
-        72 => io::fcntl(kernel, a[0], a[1], a[2]),
-        79 => process::getcwd(kernel, a[0], a[1]),
-        89 | 267 => io::readlink(kernel),
         96 => time::gettimeofday(kernel, a[0], a[1]),
         97 => process::getrlimit(kernel, a[0], a[1]),
         99 => process::sysinfo(kernel, a[0]),
@@ -104,9 +166,7 @@ fn call(kernel: &mut Kernel, number: u64, args: Args) -> SysResult {
         228 => time::clock_gettime(kernel, a[0], a[1]),
         229 => time::clock_getres(kernel, a[0], a[1]),
         230 => time::clock_nanosleep(kernel, a[0], a[1], a[2], a[3]),
-        262 => io::newfstatat(kernel, a[0], a[1], a[2], a[3]),
         273 => process::set_robust_list(kernel, a[0], a[1]),
-        292 => io::dup3(kernel, a[0], a[1], a[2], false),
         302 => process::prlimit64(kernel, a[0], a[1], a[2], a[3]),
         309 => process::getcpu(kernel, a[0], a[1]),
         105 | 106 => process::set_id(a[0], number == 105),
@@ -114,8 +174,6 @@ fn call(kernel: &mut Kernel, number: u64, args: Args) -> SysResult {
         115 => process::getgroups(a[0]),
         116 => Err(Errno::EPERM), // setgroups: an unprivileged process may not.
         157 => process::prctl(kernel, a[0], a[1]),
-        318 => io::getrandom(kernel, a[0], a[1], a[2]),
-        332 => io::statx(kernel, a[0], a[1], a[2], a[3], a[4]),
         _ => unsupported(kernel, number),
     }
 }

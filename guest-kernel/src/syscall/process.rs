@@ -32,16 +32,6 @@ pub fn uname(kernel: &mut Kernel, buf: u64) -> SysResult {
     Ok(0)
 }
 
-pub fn getcwd(kernel: &mut Kernel, buf: u64, size: u64) -> SysResult {
-    // The working directory is always "/" until there is a file system.
-    let cwd = b"/\0";
-    if size < cwd.len() as u64 {
-        return Err(Errno::ERANGE);
-    }
-    kernel.space.copy_to_user(&mut kernel.frames, buf, cwd)?;
-    Ok(cwd.len() as u64)
-}
-
 /// Linux `struct sysinfo`.
 #[repr(C)]
 #[derive(Default, IntoBytes, Immutable)]

@@ -1,0 +1,182 @@
+//! The virtual file system: one tree whose root is the in-guest tmpfs, with the host
+//! directories granted by `--dir` mounted over guest paths (the VMM's [`FsConfig`]).
+//!
+//! A path is made absolute and normal (`path`), then resolved: if it lies within a mount, the
+//! rest of it is sent to the host as a path relative to the mount's root, and the host
+//! resolves it strictly beneath that root (symlinks there are followed by the host and may not
+//! leave it); otherwise it is walked through the tmpfs here, following tmpfs symlinks (which
+//! may lead anywhere in the guest, mounts included).
+
+pub mod path;
+pub mod pipe;
+pub mod tmpfs;
+
+use alloc::vec::Vec;
+
+use shim_abi::{FsConfig, FS_CONFIG_GPA, MOUNT_READ_ONLY};
+
+use crate::errno::Errno;
+use crate::mm::frames::FrameAllocator;
+use crate::mm::phys_to_virt;
+use tmpfs::{Body, Ino, Time, Tmpfs, ROOT};
+
+/// Linux's limit on symlinks followed in one lookup.
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// One `--dir` grant, known to the guest only by its guest path and the id the host gave it.
+pub struct Mount {
+    pub id: u32,
+    pub path: Vec<u8>,
+    pub read_only: bool,
+}
+
+/// What a path names.
+#[derive(Debug)]
+pub enum Node {
+    /// An existing tmpfs inode.
+    Tmpfs(Ino),
+    /// The last component is absent from tmpfs directory `parent`.
+    Missing { parent: Ino, name: Vec<u8> },
+    /// A path beneath host mount `mount` (an index into `Vfs::mounts`); empty is its root.
+    Host { mount: usize, rel: Vec<u8> },
+    /// `/proc/self/fd/N`.
+    FdAlias(u64),
+}
+
+pub struct Resolved {
+    pub node: Node,
+    /// The normal absolute guest path, symlinks followed.
+    pub path: Vec<u8>,
+    /// The caller's path ended in `/`: it must name a directory.
+    pub trailing_slash: bool,
+}
+
+pub struct Vfs {
+    pub tmpfs: Tmpfs,
+    pub mounts: Vec<Mount>,
+    /// The working directory: a normal absolute guest path.
+    pub cwd: Vec<u8>,
+    pub umask: u32,
+    /// A frame that is always zero: the source for reading tmpfs holes.
+    pub zero_page: u64,
+}
+
+impl Vfs {
+    /// The file system the VMM configured at [`FS_CONFIG_GPA`].
+    pub fn from_config(frames: &mut FrameAllocator, now: Time) -> Self {
+        // SAFETY: the VMM wrote an FsConfig at FS_CONFIG_GPA before the vCPU started; it is
+        // read once, by value, through the direct map.
+        let config = unsafe { phys_to_virt(FS_CONFIG_GPA).cast::<FsConfig>().read_volatile() };
+        let text = |bytes: &[u8], len: u32| -> Vec<u8> {
+            let len = (len as usize).min(bytes.len());
+            path::normalize(b"/", &bytes[..len]).map(|n| n.path).unwrap_or_else(|_| b"/".to_vec())
+        };
+
+        let exe_path = {
+            let len = (config.exe_path_len as usize).min(config.exe_path.len());
+            config.exe_path[..len].to_vec()
+        };
+        let mut tmpfs = Tmpfs::new(config.tmpfs_size, now);
+        tmpfs.populate(frames, &exe_path, now);
+
+        let mut mounts = Vec::new();
+        let count = (config.mount_count as usize).min(config.mounts.len());
+        for entry in &config.mounts[..count] {
+            let guest = text(&entry.guest_path, entry.guest_path_len);
+            if guest == b"/" {
+                log::warn!("ignoring a mount at /");
+                continue;
+            }
+            tmpfs.mkdir_p(&guest, now);
+            mounts.push(Mount {
+                id: entry.id,
+                path: guest,
+                read_only: entry.flags & MOUNT_READ_ONLY != 0,
+            });
+        }
+
+        let cwd = text(&config.workdir, config.workdir_len);
+        let zero_page = frames.allocate().expect("the zero page");
+        Self { tmpfs, mounts, cwd, umask: 0o022, zero_page }
+    }
+
+    /// The innermost mount holding normal absolute `path`.
+    fn mount_for(&self, path: &[u8]) -> Option<usize> {
+        let within = self.mounts.iter().enumerate().filter(|(_, m)| path::is_within(path, &m.path));
+        within.max_by_key(|(_, m)| m.path.len()).map(|(index, _)| index)
+    }
+
+    /// Resolves `path` against the directory `base` (a normal absolute guest path). The last
+    /// component's symlink is followed only with `follow_last`.
+    pub fn resolve(&self, base: &[u8], path: &[u8], follow_last: bool) -> Result<Resolved, Errno> {
+        let normal = path::normalize(base, path)?;
+        let trailing_slash = normal.trailing_slash;
+        let mut current = normal.path;
+        for _ in 0..=MAX_SYMLINK_HOPS {
+            if let Some(mount) = self.mount_for(&current) {
+                let rel = &current[self.mounts[mount].path.len()..];
+                let rel = rel.strip_prefix(b"/").unwrap_or(rel).to_vec();
+                return Ok(Resolved { node: Node::Host { mount, rel }, path: current, trailing_slash });
+            }
+            match self.walk(&current, follow_last || trailing_slash)? {
+                Walk::Found(node) => return Ok(Resolved { node, path: current, trailing_slash }),
+                Walk::Redirect(next) => current = next,
+            }
+        }
+        Err(Errno::ELOOP)
+    }
+
+    /// One pass through the tmpfs over normal absolute `path`.
+    fn walk(&self, path: &[u8], follow_last: bool) -> Result<Walk, Errno> {
+        let names: Vec<&[u8]> = path::components(path).collect();
+        let mut dir = ROOT;
+        for (index, &name) in names.iter().enumerate() {
+            let last = index + 1 == names.len();
+            let directory = self.tmpfs.get(dir);
+            if let Body::FdDir = directory.body {
+                let fd = parse_fd(name).ok_or(Errno::ENOENT)?;
+                return if last { Ok(Walk::Found(Node::FdAlias(fd))) } else { Err(Errno::ENOTDIR) };
+            }
+            if !directory.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+            if !directory.permits(tmpfs::X_OK) {
+                return Err(Errno::EACCES);
+            }
+            let Some(child) = self.tmpfs.lookup(dir, name)? else {
+                if last {
+                    return Ok(Walk::Found(Node::Missing { parent: dir, name: name.to_vec() }));
+                }
+                return Err(Errno::ENOENT);
+            };
+            if let Body::Symlink(target) = &self.tmpfs.get(child).body {
+                if !last || follow_last {
+                    let parent = path::join(&names[..index]);
+                    let mut next = path::normalize(&parent, target)?.path;
+                    for rest in &names[index + 1..] {
+                        if next != b"/" {
+                            next.push(b'/');
+                        }
+                        next.extend_from_slice(rest);
+                    }
+                    return Ok(Walk::Redirect(next));
+                }
+            }
+            dir = child;
+        }
+        Ok(Walk::Found(Node::Tmpfs(dir)))
+    }
+}
+
+enum Walk {
+    Found(Node),
+    Redirect(Vec<u8>),
+}
+
+/// A decimal fd number with no sign or leading zeros.
+fn parse_fd(name: &[u8]) -> Option<u64> {
+    if name.is_empty() || name.len() > 9 || (name[0] == b'0' && name.len() > 1) {
+        return None;
+    }
+    name.iter().try_fold(0u64, |n, &b| b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0')))
+}
