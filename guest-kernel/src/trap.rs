@@ -65,12 +65,23 @@ pub extern "C" fn handle(frame: &mut TrapFrame) {
         }
         VECTOR_BREAKPOINT if arch::is_detection_trap(frame) => start_program(kernel, frame),
         VECTOR_PAGE_FAULT => page_fault(kernel, frame),
+        VECTOR_INVALID_OPCODE if is_software_interrupt(kernel, frame.rip) => {
+            // PVM hosts raise #UD for `int n` from ring 3 whatever the gate says; Linux (and
+            // this kernel on VT-x, through its DPL-0 gates) raises #GP: SIGSEGV at address 0.
+            drop(guard);
+            end_program(ExitKind::Signal, SIGSEGV, 0, frame.rip);
+        }
         vector => {
             let signal = signal_for(vector);
             drop(guard);
             end_program(ExitKind::Signal, signal, fault_address(frame), frame.rip);
         }
     }
+}
+
+/// True if the user instruction at `rip` is `int imm8` (opcode 0xCD).
+fn is_software_interrupt(kernel: &mut Kernel, rip: u64) -> bool {
+    kernel.space.read_user::<u8>(&mut kernel.frames, rip) == Ok(0xcd)
 }
 
 /// The signal Linux raises for an exception in user mode.

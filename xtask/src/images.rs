@@ -45,6 +45,7 @@ const C_IMAGES: &[CImage] = &[
     c("clock-glibc", "clock.c", Toolchain::GlibcStatic),
     c("syscalls", "syscalls.c", Toolchain::MuslStatic),
     c("fs-syscalls", "fs-syscalls.c", Toolchain::MuslStatic),
+    c("abuse", "abuse.c", Toolchain::MuslStatic),
 ];
 
 const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CImage {

@@ -42,9 +42,11 @@ pub fn mmap(
     fd: u64,
     offset: u64,
 ) -> SysResult {
-    if len == 0 || offset % PAGE_SIZE != 0 || prot & !PROT_ALL != 0 {
+    if len == 0 || offset % PAGE_SIZE != 0 {
         return Err(Errno::EINVAL);
     }
+    // Like Linux, mmap ignores protection bits it doesn't know (mprotect refuses them).
+    let prot = prot & PROT_ALL;
     let shared = match flags & MAP_TYPE {
         MAP_SHARED | MAP_SHARED_VALIDATE => true,
         MAP_PRIVATE => false,
@@ -63,7 +65,10 @@ pub fn mmap(
     }
 
     let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
-        let end = user_span(addr, len).map_err(|_| Errno::EINVAL)?;
+        // Linux: an unaligned address is EINVAL, one that leaves user space ENOMEM.
+        let end = user_span(addr, len).map_err(|_| {
+            if addr % PAGE_SIZE != 0 { Errno::EINVAL } else { Errno::ENOMEM }
+        })?;
         if addr < MMAP_MIN_ADDR {
             return Err(Errno::EPERM);
         }

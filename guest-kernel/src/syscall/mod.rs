@@ -33,7 +33,11 @@ impl Args {
 
 /// Runs the syscall in `frame.rax` and leaves its result in `frame.rax`.
 pub fn dispatch(kernel: &mut Kernel, frame: &mut TrapFrame) {
-    let number = frame.rax;
+    // Like Linux, only the low 32 bits name the syscall; a negative number is no syscall.
+    let number = match frame.rax as u32 as i32 {
+        negative if negative < 0 => u64::MAX,
+        number => number as u64,
+    };
     count(number);
     let args = Args::from_frame(frame);
     let result = match call(kernel, number, args) {
