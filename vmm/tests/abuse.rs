@@ -55,3 +55,26 @@ fn fatal_abuses_end_with_linux_signals() {
         );
     }
 }
+
+/// A program that eats all guest memory gets ENOMEM from malloc (brk and mmap refuse what
+/// free guest memory can't back), whatever its allocation size; the kernel stays up.
+#[test]
+fn exhausting_memory_is_enomem_not_a_panic() {
+    for chunk_mib in ["1", "16", "256"] {
+        let run = Program::new(image("eat-memory"))
+            .args([chunk_mib])
+            .flags(["--memory", "64M"])
+            .sandboxed();
+        assert_code(&run, 0);
+        let text = run.stdout_text();
+        let mib: u64 = text
+            .strip_prefix("malloc failed after ")
+            .and_then(|rest| rest.strip_suffix(" MiB\n"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected output:\n{}", run.report()));
+        assert!(mib < 64, "{mib} MiB allocated in a 64 MiB guest");
+        if chunk_mib == "1" {
+            assert!(mib >= 32, "only {mib} MiB of a 64 MiB guest could be used");
+        }
+    }
+}

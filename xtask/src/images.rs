@@ -46,6 +46,7 @@ const C_IMAGES: &[CImage] = &[
     c("syscalls", "syscalls.c", Toolchain::MuslStatic),
     c("fs-syscalls", "fs-syscalls.c", Toolchain::MuslStatic),
     c("abuse", "abuse.c", Toolchain::MuslStatic),
+    c("eat-memory", "eat-memory.c", Toolchain::MuslStatic),
 ];
 
 const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CImage {

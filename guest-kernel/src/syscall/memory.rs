@@ -60,6 +60,9 @@ pub fn mmap(
         return Err(Errno::EINVAL);
     }
     let len = page_ceil(len).ok_or(Errno::ENOMEM)?;
+    if prot & u64::from(PROT_WRITE) != 0 {
+        check_commit(kernel, len)?;
+    }
     if len / PAGE_SIZE > kernel.frames.total() {
         return Err(Errno::ENOMEM);
     }
@@ -115,7 +118,25 @@ pub fn mprotect(kernel: &mut Kernel, addr: u64, len: u64, prot: u64) -> SysResul
     Ok(0)
 }
 
+/// Frames kept back from new writable memory for page tables, the tmpfs and pipes.
+const RESERVED_FRAMES: u64 = 512;
+
+/// `ENOMEM` unless `bytes` of new writable memory could still be backed by free frames.
+/// Memory is mapped lazily, so this is a promise, not a reservation: a program that maps more
+/// than it touches can still run out later and is then killed as by Linux's OOM killer.
+fn check_commit(kernel: &Kernel, bytes: u64) -> Result<(), Errno> {
+    let pages = bytes.div_ceil(PAGE_SIZE);
+    if pages.saturating_add(RESERVED_FRAMES) > kernel.frames.available() {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
+}
+
 pub fn brk(kernel: &mut Kernel, requested: u64) -> SysResult {
+    let current = kernel.space.brk;
+    if requested > current && check_commit(kernel, requested - current).is_err() {
+        return Ok(current);
+    }
     Ok(kernel.space.set_brk(&mut kernel.frames, requested))
 }
 
@@ -135,6 +156,9 @@ pub fn mremap(
     }
     let old_len = page_ceil(old_len).ok_or(Errno::EINVAL)?;
     let new_len = page_ceil(new_len).ok_or(Errno::EINVAL)?;
+    if new_len > old_len {
+        check_commit(kernel, new_len - old_len)?;
+    }
     if new_len == 0 || old_len == 0 {
         // old_len 0 duplicates a shared mapping on Linux; not supported here.
         return Err(Errno::EINVAL);
