@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -40,6 +41,7 @@ static char top[4096];
 static const char *errname(int e) {
     switch (e) {
     case EPERM: return "EPERM";
+    case ENODEV: return "ENODEV";
     case ENOENT: return "ENOENT";
     case EBADF: return "EBADF";
     case EAGAIN: return "EAGAIN";
@@ -499,6 +501,39 @@ int main(int argc, char **argv) {
     check("fstatfs", fstatfs(fd, &sf));
     close(fd);
     check("statfs missing", statfs("nope", &sf));
+
+    printf("== mmap of files\n");
+    put("m.txt", "mapped file contents");
+    fd = open("m.txt", O_RDONLY);
+    char *m = mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, fd, 0);
+    printf("mmap private: %s\n", m == MAP_FAILED ? errname(errno) : m);
+    char *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (w != MAP_FAILED) {
+        memcpy(w, "MAPPED", 6);
+        printf("private copy: %.20s\n", w);
+    }
+    show_file("file unchanged", "m.txt");
+    char *r = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    printf("mmap shared read-only: %s\n", r == MAP_FAILED ? errname(errno) : r);
+    char *o = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 4096);
+    printf("mmap past the end: %s\n", o == MAP_FAILED ? errname(errno) : "mapped");
+    printf("mmap unaligned offset: %s\n",
+           mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 100) == MAP_FAILED ? errname(errno) : "?");
+    close(fd);
+    fd = open("m.txt", O_WRONLY);
+    printf("mmap write-only fd: %s\n",
+           mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED ? errname(errno) : "?");
+    close(fd);
+    fd = open(".", O_RDONLY);
+    printf("mmap a directory: %s\n",
+           mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED ? errname(errno) : "?");
+    close(fd);
+    fd = open("/dev/zero", O_RDWR);
+    char *z = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    printf("mmap /dev/zero: %d\n", z == MAP_FAILED ? -1 : z[100]);
+    close(fd);
+    printf("mmap bad fd: %s\n",
+           mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, 99, 0) == MAP_FAILED ? errname(errno) : "?");
 
     printf("== bad paths\n");
     char longname[300];

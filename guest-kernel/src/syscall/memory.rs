@@ -5,7 +5,15 @@ use shim_abi::{PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, USER_END};
 use crate::errno::{Errno, SysResult};
 use crate::mm::space::{Vma, VmaKind, MMAP_MIN_ADDR};
 use crate::mm::{page_ceil, page_floor};
-use crate::process::Kernel;
+use crate::fs::tmpfs::{Body, Device};
+use crate::process::{Description, FileKind, Kernel, O_ACCMODE, O_PATH, O_WRONLY};
+use crate::syscall::io::{read_description, Pieces};
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+/// Pages read per request when a file is mapped.
+const FILE_MAP_BATCH: u64 = 512;
 
 const MAP_SHARED: u64 = 0x01;
 const MAP_PRIVATE: u64 = 0x02;
@@ -52,10 +60,11 @@ pub fn mmap(
         MAP_PRIVATE => false,
         _ => return Err(Errno::EINVAL),
     };
-    if flags & MAP_ANONYMOUS == 0 {
-        // Only anonymous memory exists yet: an fd names stdio (not mappable) or nothing.
-        return Err(if kernel.files.get(fd).is_ok() { Errno::ENODEV } else { Errno::EBADF });
-    }
+    let file = if flags & MAP_ANONYMOUS == 0 {
+        mappable_file(kernel, fd, prot, shared)?
+    } else {
+        None
+    };
     if flags & MAP_HUGETLB != 0 {
         return Err(Errno::EINVAL);
     }
@@ -89,7 +98,76 @@ pub fn mmap(
     // MAP_GROWSDOWN mappings do not grow yet; they behave as fixed-size anonymous memory.
     let kind = VmaKind::Anonymous;
     kernel.space.insert(Vma { start, end: start + len, prot: prot as u32, shared, kind });
+    if let Some(description) = file {
+        if let Err(errno) = fill_from_file(kernel, &description, start, len, offset) {
+            kernel.space.unmap(&mut kernel.frames, start, start + len);
+            return Err(errno);
+        }
+    }
     Ok(start)
+}
+
+/// The open file `fd` if `mmap` can map it (`None`: map anonymous memory, as for /dev/zero).
+///
+/// A file mapping is a private copy read in when it is made: writes to the file later are not
+/// seen through it, and shared writable file mappings are refused with `ENODEV`.
+fn mappable_file(
+    kernel: &Kernel,
+    fd: u64,
+    prot: u64,
+    shared: bool,
+) -> Result<Option<Arc<Description>>, Errno> {
+    let description = kernel.files.get(fd)?.description;
+    let flags = description.status_flags();
+    if flags & O_PATH != 0 {
+        return Err(Errno::EBADF);
+    }
+    if flags & O_ACCMODE == O_WRONLY {
+        return Err(Errno::EACCES);
+    }
+    let writes = prot & u64::from(PROT_WRITE) != 0;
+    match &description.kind {
+        FileKind::Host { directory: false, .. } => {}
+        FileKind::Tmpfs(ino) => match kernel.vfs.tmpfs.get(*ino).body {
+            Body::File { .. } => {}
+            Body::Device(Device::Zero) => return Ok(None),
+            _ => return Err(Errno::ENODEV),
+        },
+        _ => return Err(Errno::ENODEV),
+    }
+    if shared && writes {
+        return Err(Errno::ENODEV);
+    }
+    Ok(Some(description))
+}
+
+/// Backs `[start, start + len)` with fresh frames holding the file's bytes from `offset`.
+fn fill_from_file(
+    kernel: &mut Kernel,
+    description: &Description,
+    start: u64,
+    len: u64,
+    offset: u64,
+) -> Result<(), Errno> {
+    let size = crate::syscall::fs::description_stat(kernel, description)?.size as u64;
+    let bytes = size.saturating_sub(offset).min(len);
+    let pages = bytes.div_ceil(PAGE_SIZE);
+    check_commit(kernel, pages * PAGE_SIZE)?;
+    let mut done = 0;
+    while done < pages {
+        let batch = (pages - done).min(FILE_MAP_BATCH);
+        let mut list = Vec::with_capacity(batch as usize);
+        for _ in 0..batch {
+            list.push((kernel.frames.allocate().ok_or(Errno::ENOMEM)?, PAGE_SIZE));
+        }
+        for (index, &(gpa, _)) in list.iter().enumerate() {
+            kernel.space.populate(&mut kernel.frames, start + (done + index as u64) * PAGE_SIZE, gpa, 1)?;
+        }
+        let at = offset + done * PAGE_SIZE;
+        read_description(kernel, description, &Pieces::from_list(list), Some(at))?;
+        done += batch;
+    }
+    Ok(())
 }
 
 pub fn munmap(kernel: &mut Kernel, addr: u64, len: u64) -> SysResult {
