@@ -246,7 +246,7 @@ impl Sandbox {
 
         // Run.
         let mut stdio = Stdio::new(config.stdin, config.stdout, config.stderr);
-        let mut files = FileService::default();
+        let mut files = FileService::new(&[])?;
         let mut service = RingService {
             memory: &memory,
             stdio: &mut stdio,
