@@ -17,6 +17,7 @@
 mod boot;
 mod error;
 pub mod files;
+mod fs_config;
 mod guest_memory;
 mod loader;
 mod ring;
