@@ -9,9 +9,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use shim_abi::{
-    FsConfig, CONFIG_PATH_BYTES, FS_CONFIG_GPA, MAX_MOUNTS, MOUNT_READ_ONLY,
-};
+use shim_abi::{FsConfig, CONFIG_PATH_BYTES, FS_CONFIG_GPA, MAX_MOUNTS, MOUNT_READ_ONLY};
 use vm_memory::GuestMemoryMmap;
 use zerocopy::FromZeros;
 
@@ -110,7 +108,8 @@ fn normalise_mount_point(guest: &Path) -> std::result::Result<PathBuf, String> {
 /// Normalises the working directory: absolute, `//` and trailing `/` collapsed, `.` dropped
 /// and `..` applied.
 pub fn normalise_workdir(workdir: &Path) -> Result<PathBuf> {
-    let fail = |reason: String| Error::Config(format!("--workdir {}: {reason}", workdir.display()));
+    let fail =
+        |reason: String| Error::Config(format!("--workdir {}: {reason}", workdir.display()));
     if !workdir.is_absolute() {
         return Err(fail("not an absolute guest path: start it with '/'".to_string()));
     }
@@ -151,7 +150,11 @@ pub fn exe_path(image: &Path, mounts: &[Mount]) -> Option<Vec<u8>> {
     let guest = mounts.iter().find_map(|mount| {
         let host = std::fs::canonicalize(&mount.host).ok()?;
         let rest = canonical.strip_prefix(&host).ok()?;
-        Some(if rest.as_os_str().is_empty() { mount.guest.clone() } else { mount.guest.join(rest) })
+        Some(if rest.as_os_str().is_empty() {
+            mount.guest.clone()
+        } else {
+            mount.guest.join(rest)
+        })
     });
     let path = guest.unwrap_or(canonical).as_os_str().as_bytes().to_vec();
     (path.len() <= CONFIG_PATH_BYTES).then_some(path)
@@ -166,14 +169,15 @@ pub fn write(
     exe_path: &[u8],
 ) -> Result<()> {
     let mut config = FsConfig::new_zeroed();
-    config.mount_count = mounts.len() as u32;
+    config.mount_count = u32::try_from(mounts.len()).unwrap_or(0);
     config.tmpfs_size = tmpfs_size;
     config.workdir_len = copy_path(&mut config.workdir, workdir.as_os_str().as_bytes());
     config.exe_path_len = copy_path(&mut config.exe_path, exe_path);
     for (index, (entry, mount)) in config.mounts.iter_mut().zip(mounts).enumerate() {
-        entry.id = index as u32;
+        entry.id = u32::try_from(index).unwrap_or(u32::MAX);
         entry.flags = if mount.read_only { MOUNT_READ_ONLY } else { 0 };
-        entry.guest_path_len = copy_path(&mut entry.guest_path, mount.guest.as_os_str().as_bytes());
+        entry.guest_path_len =
+            copy_path(&mut entry.guest_path, mount.guest.as_os_str().as_bytes());
     }
     crate::guest_memory::write(memory, FS_CONFIG_GPA, &config).map_err(Error::GuestMemory)
 }
@@ -182,7 +186,7 @@ pub fn write(
 fn copy_path(field: &mut [u8; CONFIG_PATH_BYTES], path: &[u8]) -> u32 {
     let len = path.len().min(CONFIG_PATH_BYTES);
     field[..len].copy_from_slice(&path[..len]);
-    len as u32
+    u32::try_from(len).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -215,7 +219,7 @@ mod tests {
         std::fs::write(dir.join("bin/prog"), b"").unwrap();
         let mount = Mount { host: dir.clone(), guest: "/work".into(), read_only: true };
         let image = dir.join("bin/../bin/prog");
-        assert_eq!(exe_path(&image, &[mount.clone()]).unwrap(), b"/work/bin/prog");
+        assert_eq!(exe_path(&image, std::slice::from_ref(&mount)).unwrap(), b"/work/bin/prog");
         let canonical = std::fs::canonicalize(&image).unwrap();
         assert_eq!(exe_path(&image, &[]).unwrap(), canonical.as_os_str().as_bytes());
         std::fs::remove_dir_all(&dir).unwrap();

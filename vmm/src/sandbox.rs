@@ -148,7 +148,12 @@ impl SandboxBuilder {
 
     /// Makes the host directory `host` appear at the absolute guest path `guest`, read-only
     /// if `read_only` (`--dir HOST:GUEST[:ro]`). Nothing else of the host's files is visible.
-    pub fn dir(self, host: impl Into<PathBuf>, guest: impl Into<PathBuf>, read_only: bool) -> Self {
+    pub fn dir(
+        self,
+        host: impl Into<PathBuf>,
+        guest: impl Into<PathBuf>,
+        read_only: bool,
+    ) -> Self {
         self.mount(Mount { host: host.into(), guest: guest.into(), read_only })
     }
 

@@ -196,7 +196,14 @@ impl Harness {
     }
 
     /// Rename or Link: old path then new path.
-    fn two_paths(&mut self, opcode: Opcode, mounts: [u64; 2], flags: u64, old: &str, new: &str) -> i64 {
+    fn two_paths(
+        &mut self,
+        opcode: Opcode,
+        mounts: [u64; 2],
+        flags: u64,
+        old: &str,
+        new: &str,
+    ) -> i64 {
         let args = [mounts[0], mounts[1], flags, old.len() as u64];
         self.send_parts(opcode, args, &[old.as_bytes(), new.as_bytes()], &[])
     }
@@ -277,7 +284,10 @@ fn open_create_write_seek_read_pread_pwrite_close() {
 
     // Pread and Pwrite take their own offset and leave the position alone.
     h.put(BUFFER_GPA, b"J");
-    assert_eq!(h.send(Opcode::Pwrite, [handle, 0, 0, 0], &[SgEntry { gpa: BUFFER_GPA, len: 1 }]), 1);
+    assert_eq!(
+        h.send(Opcode::Pwrite, [handle, 0, 0, 0], &[SgEntry { gpa: BUFFER_GPA, len: 1 }]),
+        1
+    );
     let sg = [SgEntry { gpa: BUFFER_GPA, len: 5 }];
     assert_eq!(h.send(Opcode::Pread, [handle, 0, 0, 0], &sg), 5);
     assert_eq!(h.get(BUFFER_GPA, 5), b"Jello");
@@ -314,9 +324,8 @@ fn large_transfers_move_in_one_request() {
     assert_eq!(h.write(handle, &data), data.len() as i64);
     assert_eq!(h.send(Opcode::Seek, [handle, 0, 0, 0], &[]), 0);
     // Read back scattered over 1024 ranges of 4 KiB, in reverse order of guest addresses.
-    let sg: Vec<SgEntry> = (0..1024u64)
-        .map(|i| SgEntry { gpa: BUFFER_GPA + (1023 - i) * 4096, len: 4096 })
-        .collect();
+    let sg: Vec<SgEntry> =
+        (0..1024u64).map(|i| SgEntry { gpa: BUFFER_GPA + (1023 - i) * 4096, len: 4096 }).collect();
     h.put(BUFFER_GPA, &vec![0; 4 << 20]);
     assert_eq!(h.send(Opcode::Read, [handle, 0, 0, 0], &sg), 4 << 20);
     for i in 0..1024usize {
@@ -612,6 +621,19 @@ fn escapes_through_dotdot_and_symlinks_are_eacces() {
     assert_eq!(result, err(libc::EACCES));
     assert!(!m.join("stolen").exists());
 
+    // A trailing '/' makes even "don't follow" requests follow the link: still beneath.
+    for request_flags in [0, AT_SYMLINK_NOFOLLOW] {
+        let stat = h.stat(0, "relative-dir/", request_flags).err();
+        assert_eq!(stat, Some(err(libc::EACCES)), "stat {request_flags:#x}");
+        let result = h.path_op(Opcode::Utimens, [0, 0, request_flags, 0], "relative-dir/");
+        assert_eq!(result, err(libc::EACCES), "utimens {request_flags:#x}");
+    }
+    assert_eq!(h.readlink(0, "relative-dir/", 100), Err(err(libc::EACCES)));
+    assert_eq!(
+        h.path_op(Opcode::Unlink, [0, AT_REMOVEDIR, 0, 0], "relative-dir/"),
+        err(libc::ENOTDIR)
+    );
+
     // The links themselves are inside: lstat and readlink see them, never what they name.
     let lstat = h.stat(0, "absolute", AT_SYMLINK_NOFOLLOW).unwrap();
     assert_eq!(lstat.mode & libc::S_IFMT, libc::S_IFLNK);
@@ -650,8 +672,14 @@ fn a_directory_swapped_for_a_symlink_to_root_never_leads_out() {
         std::thread::spawn(move || {
             let mut swaps = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                rustix::fs::renameat_with(&root, "d", &root, "swap", rustix::fs::RenameFlags::EXCHANGE)
-                    .unwrap();
+                rustix::fs::renameat_with(
+                    &root,
+                    "d",
+                    &root,
+                    "swap",
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
                 swaps += 1;
             }
             swaps
@@ -723,7 +751,10 @@ fn bad_paths_are_einval_or_enametoolong() {
     // A component longer than NAME_MAX: ENAMETOOLONG; NAME_MAX itself is fine.
     let name = "n".repeat(256);
     assert_eq!(h.open(0, &name, O_RDONLY, 0), err(libc::ENAMETOOLONG));
-    assert_eq!(h.path_op(Opcode::Mkdir, [0, 0o777, 0, 0], &format!("x/{name}")), err(libc::ENAMETOOLONG));
+    assert_eq!(
+        h.path_op(Opcode::Mkdir, [0, 0o777, 0, 0], &format!("x/{name}")),
+        err(libc::ENAMETOOLONG)
+    );
     assert_eq!(h.open(0, &name[..255], O_RDWR | O_CREAT, 0o600) >= 16, true);
     // A symlink target of PATH_MAX bytes: ENAMETOOLONG.
     assert_eq!(h.symlink(0, &"t".repeat(PATH_MAX as usize), "l"), err(libc::ENAMETOOLONG));
@@ -873,7 +904,8 @@ fn every_change_on_a_read_only_mount_is_erofs() {
     fs::create_dir(ro.join("d")).unwrap();
     std::os::unix::fs::symlink("f", ro.join("l")).unwrap();
     let snapshot = |dir: &Path| {
-        let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut names: Vec<_> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         names
     };
@@ -937,4 +969,13 @@ fn a_missing_host_directory_is_a_setup_error() {
     assert!(error.to_string().contains("/nonexistent/dir"), "{error}");
     assert_eq!(error.exit_code(), 125);
     let _ = CString::new("unused");
+}
+
+#[test]
+fn a_path_range_that_wraps_around_is_efault() {
+    let mut h = Harness::new(&[]);
+    // The old path's bytes end inside a range that starts near the top of the address space.
+    let sg = [SgEntry { gpa: u64::MAX - 3, len: 8 }];
+    assert_eq!(h.send(Opcode::Rename, [0, 0, 0, 4], &sg), err(libc::EFAULT));
+    assert_eq!(h.send(Opcode::Symlink, [0, 2, 0, 0], &sg), err(libc::EFAULT));
 }

@@ -72,10 +72,7 @@ pub struct Owners {
 
 impl Owners {
     pub fn of_this_process() -> Self {
-        Self {
-            uid: rustix::process::geteuid().as_raw(),
-            gid: rustix::process::getegid().as_raw(),
-        }
+        Self { uid: rustix::process::geteuid().as_raw(), gid: rustix::process::getegid().as_raw() }
     }
 
     pub fn host_stat(&self, stat: &rustix::fs::Stat) -> HostStat {
@@ -146,9 +143,6 @@ pub struct GuestTimespec {
 
 impl GuestTimespec {
     pub fn to_host(self) -> libc::timespec {
-        libc::timespec {
-            tv_sec: self.sec,
-            tv_nsec: self.nsec,
-        }
+        libc::timespec { tv_sec: self.sec, tv_nsec: self.nsec }
     }
 }

@@ -28,11 +28,7 @@ impl Errno {
 
     /// The errno of the last failed libc call on this thread.
     pub fn last() -> Self {
-        Self(
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO),
-        )
+        Self(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
     }
 
     /// The completion value: `-errno`.
@@ -51,10 +47,9 @@ impl From<rustix::io::Errno> for Errno {
 pub type Reply = Result<i64, Errno>;
 
 /// A libc return value (`-1` and errno on failure) as a [`Reply`].
-pub fn check(result: isize) -> Reply {
-    if result < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(result as i64)
+pub fn check<T: TryInto<i64>>(result: T) -> Reply {
+    match result.try_into() {
+        Ok(value) if value >= 0 => Ok(value),
+        _ => Err(Errno::last()),
     }
 }

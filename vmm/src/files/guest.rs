@@ -29,7 +29,8 @@ impl Sg {
         self.entries.iter().map(|entry| entry.len).sum()
     }
 
-    /// The first `bytes` bytes and the rest (`EINVAL` if there are fewer).
+    /// The first `bytes` bytes and the rest (`EINVAL` if there are fewer, `EFAULT` for a
+    /// range that wraps around).
     pub fn split_at(&self, bytes: u64) -> Result<(Sg, Sg), Errno> {
         if bytes > self.total() {
             return Err(Errno::EINVAL);
@@ -41,14 +42,10 @@ impl Sg {
                 head.push(*entry);
                 left -= entry.len;
             } else if left > 0 {
-                head.push(SgEntry {
-                    gpa: entry.gpa,
-                    len: left,
-                });
-                tail.push(SgEntry {
-                    gpa: entry.gpa + left,
-                    len: entry.len - left,
-                });
+                head.push(SgEntry { gpa: entry.gpa, len: left });
+                // A range that wraps around the address space is no guest memory at all.
+                let tail_gpa = entry.gpa.checked_add(left).ok_or(Errno::EFAULT)?;
+                tail.push(SgEntry { gpa: tail_gpa, len: entry.len - left });
                 left = 0;
             } else {
                 tail.push(*entry);
@@ -63,7 +60,7 @@ impl Sg {
         let mut bytes = vec![0; total];
         let mut at = 0;
         for entry in &self.entries {
-            let len = entry.len as usize;
+            let len = usize::try_from(entry.len).map_err(|_| Errno::EINVAL)?;
             memory
                 .read_slice(&mut bytes[at..at + len], GuestAddress(entry.gpa))
                 .map_err(|_| Errno::EFAULT)?;
@@ -79,7 +76,7 @@ impl Sg {
             if rest.is_empty() {
                 break;
             }
-            let len = rest.len().min(entry.len as usize);
+            let len = rest.len().min(usize::try_from(entry.len).unwrap_or(usize::MAX));
             memory
                 .write_slice(&rest[..len], GuestAddress(entry.gpa))
                 .map_err(|_| Errno::EFAULT)?;
@@ -95,10 +92,8 @@ impl Sg {
             .map(|entry| {
                 let base =
                     guest_memory::host_range(memory, entry.gpa, entry.len).ok_or(Errno::EFAULT)?;
-                Ok(libc::iovec {
-                    iov_base: base.cast(),
-                    iov_len: entry.len as usize,
-                })
+                let len = usize::try_from(entry.len).map_err(|_| Errno::EINVAL)?;
+                Ok(libc::iovec { iov_base: base.cast(), iov_len: len })
             })
             .collect()
     }

@@ -18,10 +18,7 @@ pub struct OpenFile {
     /// Index of the mount it was opened beneath.
     pub mount: usize,
     /// The host open flags (`O_CLOEXEC` added by the host).
-    #[expect(
-        dead_code,
-        reason = "kept for F_GETFL-style questions; the guest tracks its own"
-    )]
+    #[expect(dead_code, reason = "kept for F_GETFL-style questions; the guest tracks its own")]
     pub flags: OFlags,
 }
 
@@ -60,20 +57,13 @@ impl Handles {
 
     pub fn get(&self, handle: u64) -> Result<&OpenFile, Errno> {
         let index = Self::index(handle)?;
-        self.slots
-            .get(index)
-            .and_then(Option::as_ref)
-            .ok_or(Errno::EBADF)
+        self.slots.get(index).and_then(Option::as_ref).ok_or(Errno::EBADF)
     }
 
     /// Takes `handle` out of the table; dropping the result closes the host fd.
     pub fn remove(&mut self, handle: u64) -> Result<OpenFile, Errno> {
         let index = Self::index(handle)?;
-        let file = self
-            .slots
-            .get_mut(index)
-            .and_then(Option::take)
-            .ok_or(Errno::EBADF)?;
+        let file = self.slots.get_mut(index).and_then(Option::take).ok_or(Errno::EBADF)?;
         self.open -= 1;
         while self.slots.last().is_some_and(Option::is_none) {
             self.slots.pop();

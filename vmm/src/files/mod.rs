@@ -35,6 +35,9 @@ pub use handles::MAX_OPEN_FILES;
 use handles::{Handles, OpenFile};
 use path::{GuestPath, Last, Special};
 
+/// Most bytes of directory records one `Getdents` over several guest ranges carries.
+const GETDENTS_BOUNCE_MAX: u64 = 1 << 20;
+
 /// One host directory offered to the guest: `host` appears at the absolute guest path
 /// `guest`, writable unless `read_only`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,21 +70,11 @@ impl FileService {
         for mount in mounts {
             let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
             let fd = rustix::fs::open(&mount.host, flags, Mode::empty()).map_err(|source| {
-                Error::MountUnusable {
-                    path: mount.host.clone(),
-                    source: source.into(),
-                }
+                Error::MountUnusable { path: mount.host.clone(), source: source.into() }
             })?;
-            roots.push(MountRoot {
-                fd,
-                read_only: mount.read_only,
-            });
+            roots.push(MountRoot { fd, read_only: mount.read_only });
         }
-        Ok(Self {
-            mounts: roots,
-            handles: Handles::default(),
-            owners: Owners::of_this_process(),
-        })
+        Ok(Self { mounts: roots, handles: Handles::default(), owners: Owners::of_this_process() })
     }
 
     /// Files the guest holds open right now.
@@ -132,10 +125,7 @@ impl FileService {
     // ---- mounts, paths, handles ------------------------------------------------------------
 
     fn mount(&self, id: u64) -> Result<&MountRoot, Errno> {
-        usize::try_from(id)
-            .ok()
-            .and_then(|id| self.mounts.get(id))
-            .ok_or(Errno::EINVAL)
+        usize::try_from(id).ok().and_then(|id| self.mounts.get(id)).ok_or(Errno::EINVAL)
     }
 
     /// The mount `id`, and the path the whole SG list names.
@@ -183,11 +173,7 @@ impl FileService {
         } else {
             path::open_beneath(mount.fd.as_fd(), &path, flags, mode)?
         };
-        let stat = if stat_gpa != 0 {
-            Some(rustix::fs::fstat(&fd)?)
-        } else {
-            None
-        };
+        let stat = if stat_gpa != 0 { Some(rustix::fs::fstat(&fd)?) } else { None };
 
         let mount = usize::try_from(mount_id).map_err(|_| Errno::EINVAL)?;
         let handle = self.handles.insert(OpenFile { fd, mount, flags })?;
@@ -197,7 +183,7 @@ impl FileService {
                 return Err(errno);
             }
         }
-        Ok(handle as i64)
+        i64::try_from(handle).map_err(|_| Errno::EMFILE)
     }
 
     /// `readv`/`preadv` from the host file straight into the guest's pages. Without an
@@ -251,8 +237,8 @@ impl FileService {
         let fd = self.file(handle)?.fd.as_raw_fd();
         let whence = libc::c_int::try_from(whence).map_err(|_| Errno::EINVAL)?;
         // SAFETY: lseek on an fd this table owns; no memory is involved.
-        let result = unsafe { libc::lseek(fd, offset as i64, whence) };
-        check(result as isize)
+        let result = unsafe { libc::lseek(fd, offset.cast_signed(), whence) };
+        check(result)
     }
 
     /// `getdents64` on the directory handle into the guest's buffer. One guest range (the
@@ -266,23 +252,19 @@ impl FileService {
                 .ok_or(Errno::EFAULT)?;
             // SAFETY: the range was checked to lie inside guest memory and no Rust reference
             // to it exists; the kernel writes at most `entry.len` bytes of records into it.
-            let result =
-                unsafe { libc::syscall(libc::SYS_getdents64, fd, target, entry.len as usize) };
-            return check(result as isize);
+            let result = unsafe { libc::syscall(libc::SYS_getdents64, fd, target, entry.len) };
+            return check(result);
         }
-        let mut records = vec![0u8; usize::try_from(sg.total()).map_err(|_| Errno::EINVAL)?];
+        // Fewer records than would fit is what getdents may always return: a bounded buffer.
+        let len = sg.total().min(GETDENTS_BOUNCE_MAX);
+        let mut records = vec![0u8; usize::try_from(len).map_err(|_| Errno::EINVAL)?];
         // SAFETY: `records` is a live host buffer of exactly that many bytes.
         let result = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                fd,
-                records.as_mut_ptr(),
-                records.len(),
-            )
+            libc::syscall(libc::SYS_getdents64, fd, records.as_mut_ptr(), records.len())
         };
-        let filled = usize::try_from(check(result as isize)?).map_err(|_| Errno::EINVAL)?;
+        let filled = usize::try_from(check(result)?).map_err(|_| Errno::EINVAL)?;
         sg.write_bytes(memory, &records[..filled])?;
-        Ok(filled as i64)
+        Ok(i64::try_from(filled).unwrap_or(i64::MAX))
     }
 
     // ---- status ----------------------------------------------------------------------------
@@ -312,18 +294,17 @@ impl FileService {
         let (mount, path) = self.mount_and_path(memory, request, mount_id)?;
         let root = mount.fd.as_fd();
 
-        let stat = match (no_follow, path::last_component(root, &path)?) {
-            (
-                true,
-                Last::Entry {
-                    parent,
-                    name,
-                    trailing_slash: false,
-                },
-            ) => rustix::fs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW)?,
-            (_, Last::Special { dir, .. }) => rustix::fs::fstat(&dir)?,
-            // Following, or a trailing '/' (which makes Linux follow too): the whole path.
-            _ => rustix::fs::fstat(path::locate(root, &path)?)?,
+        let stat = if no_follow {
+            match path::last_component(root, &path)? {
+                Last::Entry { parent, name, trailing_slash: false } => {
+                    rustix::fs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW)?
+                }
+                Last::Special { dir, .. } => rustix::fs::fstat(&dir)?,
+                // A trailing '/' makes Linux follow the final symlink after all.
+                Last::Entry { .. } => rustix::fs::fstat(path::locate(root, &path)?)?,
+            }
+        } else {
+            rustix::fs::fstat(path::locate(root, &path)?)?
         };
         guest::put(memory, stat_gpa, &self.owners.host_stat(&stat))?;
         Ok(0)
@@ -337,7 +318,7 @@ impl FileService {
         // which `LinuxStatfs` is; the mount fd is open (fstatfs accepts O_PATH fds).
         let result =
             unsafe { libc::syscall(libc::SYS_fstatfs, mount.fd.as_raw_fd(), &raw mut statfs) };
-        check(result as isize)?;
+        check(result)?;
         if mount.read_only {
             statfs.mark_read_only();
         }
@@ -346,7 +327,13 @@ impl FileService {
     }
 
     /// `args` = mount, `F_OK`/`R_OK`/`W_OK`/`X_OK` bits; SG = path.
-    fn access(&mut self, memory: &GuestMemoryMmap, request: &Request, id: u64, mode: u64) -> Reply {
+    fn access(
+        &mut self,
+        memory: &GuestMemoryMmap,
+        request: &Request,
+        id: u64,
+        mode: u64,
+    ) -> Reply {
         if mode & !7 != 0 {
             return Err(Errno::EINVAL);
         }
@@ -355,10 +342,7 @@ impl FileService {
         if mount.read_only && mode & 2 != 0 {
             // Linux says EROFS for files, directories and symlinks; not for devices or FIFOs.
             let kind = FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode);
-            if matches!(
-                kind,
-                FileType::RegularFile | FileType::Directory | FileType::Symlink
-            ) {
+            if matches!(kind, FileType::RegularFile | FileType::Directory | FileType::Symlink) {
                 return Err(Errno::EROFS);
             }
         }
@@ -368,11 +352,11 @@ impl FileService {
                 libc::SYS_faccessat2,
                 fd.as_raw_fd(),
                 c"".as_ptr(),
-                mode as libc::c_int,
+                libc::c_int::try_from(mode).map_err(|_| Errno::EINVAL)?,
                 libc::AT_EMPTY_PATH,
             )
         };
-        check(result as isize).map(|_| 0)
+        check(result).map(|_| 0)
     }
 
     // ---- changes to open files ---------------------------------------------------------------
@@ -439,29 +423,17 @@ impl FileService {
                     (true, Special::DotDot) => Errno::ENOTEMPTY,
                 })
             }
-            Last::Entry {
-                parent,
-                name,
-                trailing_slash,
-            } => (parent, name, trailing_slash),
+            Last::Entry { parent, name, trailing_slash } => (parent, name, trailing_slash),
         };
         if trailing_slash && !remove_dir {
             let stat = rustix::fs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW)?;
             let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
-            return Err(if is_dir {
-                Errno::EISDIR
-            } else {
-                Errno::ENOTDIR
-            });
+            return Err(if is_dir { Errno::EISDIR } else { Errno::ENOTDIR });
         }
         if mount.read_only {
             return Err(Errno::EROFS);
         }
-        let flags = if remove_dir {
-            AtFlags::REMOVEDIR
-        } else {
-            AtFlags::empty()
-        };
+        let flags = if remove_dir { AtFlags::REMOVEDIR } else { AtFlags::empty() };
         rustix::fs::unlinkat(&parent, &name, flags)?;
         Ok(0)
     }
@@ -511,11 +483,7 @@ impl FileService {
         if old_slash {
             let kind =
                 FileType::from_raw_mode(rustix::fs::fstat(path::locate(root, &old)?)?.st_mode);
-            return Err(if kind == FileType::Directory {
-                Errno::EPERM
-            } else {
-                Errno::ENOTDIR
-            });
+            return Err(if kind == FileType::Directory { Errno::EPERM } else { Errno::ENOTDIR });
         }
         if new_slash {
             return Err(exists_else(&new_parent, &new_name, Errno::ENOENT));
@@ -531,20 +499,20 @@ impl FileService {
             let target = path::locate(root, &old)?;
             rustix::fs::linkat(&target, c"", &new_parent, &new_name, AtFlags::EMPTY_PATH)?;
         } else {
-            rustix::fs::linkat(
-                &old_parent,
-                &old_name,
-                &new_parent,
-                &new_name,
-                AtFlags::empty(),
-            )?;
+            rustix::fs::linkat(&old_parent, &old_name, &new_parent, &new_name, AtFlags::empty())?;
         }
         Ok(0)
     }
 
     /// `args` = mount, bytes of the target; SG = target then link path. The target is stored
     /// as given: like Linux, any string is a valid symlink target.
-    fn symlink(&mut self, memory: &GuestMemoryMmap, request: &Request, id: u64, len: u64) -> Reply {
+    fn symlink(
+        &mut self,
+        memory: &GuestMemoryMmap,
+        request: &Request,
+        id: u64,
+        len: u64,
+    ) -> Reply {
         let mount = self.mount(id)?;
         let (target_sg, path_sg) = Sg::of(memory, request)?.split_at(len)?;
         if target_sg.total() > PATH_MAX - 1 {
@@ -557,10 +525,8 @@ impl FileService {
         let target = std::ffi::CString::new(target).map_err(|_| Errno::EINVAL)?;
         let path = guest::read_path(memory, &path_sg)?;
 
-        let (parent, name, trailing_slash) = entry_or(
-            path::last_component(mount.fd.as_fd(), &path)?,
-            Errno::EEXIST,
-        )?;
+        let (parent, name, trailing_slash) =
+            entry_or(path::last_component(mount.fd.as_fd(), &path)?, Errno::EEXIST)?;
         if trailing_slash {
             return Err(exists_else(&parent, &name, Errno::ENOENT));
         }
@@ -587,11 +553,7 @@ impl FileService {
         }
         let root = mount.fd.as_fd();
         let (parent, name) = match path::last_component(root, &path)? {
-            Last::Entry {
-                parent,
-                name,
-                trailing_slash: false,
-            } => (parent, name),
+            Last::Entry { parent, name, trailing_slash: false } => (parent, name),
             // A directory, or a path Linux follows to its end: never a symlink.
             Last::Special { .. } => return Err(Errno::EINVAL),
             Last::Entry { .. } => {
@@ -603,7 +565,7 @@ impl FileService {
         let mut target = vec![0u8; capacity];
         let placed = rustix::fs::readlinkat_raw(&parent, &name, &mut target[..])?;
         buffer.write_bytes(memory, &target[..placed])?;
-        Ok(placed as i64)
+        Ok(i64::try_from(placed).unwrap_or(i64::MAX))
     }
 
     /// `args` = mount, mode, handle + 1 (0: the path in SG).
@@ -645,43 +607,28 @@ impl FileService {
                 Some([times[0].to_host(), times[1].to_host()])
             }
         };
-        let times_ptr = times
-            .as_ref()
-            .map_or(std::ptr::null(), |times| times.as_ptr());
+        let times_ptr = times.as_ref().map_or(std::ptr::null(), |times| times.as_ptr());
 
         if handle_plus_one != 0 {
             let file = self.writable_file(handle_plus_one - 1)?;
             // SAFETY: `times_ptr` is null or points at two timespecs that outlive the call;
             // a null path makes utimensat act on the fd itself (futimens).
             let result = unsafe {
-                libc::syscall(
-                    libc::SYS_utimensat,
-                    file.fd.as_raw_fd(),
-                    0usize,
-                    times_ptr,
-                    0,
-                )
+                libc::syscall(libc::SYS_utimensat, file.fd.as_raw_fd(), 0usize, times_ptr, 0)
             };
-            return check(result as isize).map(|_| 0);
+            return check(result).map(|_| 0);
         }
 
         let (mount, path) = self.mount_and_path(memory, request, id)?;
         let root = mount.fd.as_fd();
-        let (dir, name, at_flags) = match (no_follow, path::last_component(root, &path)?) {
-            (
-                true,
-                Last::Entry {
-                    parent,
-                    name,
-                    trailing_slash: false,
-                },
-            ) => (parent, name, libc::AT_SYMLINK_NOFOLLOW),
-            (_, Last::Special { dir, .. }) => (dir, c"".to_owned(), libc::AT_EMPTY_PATH),
-            _ => (
-                path::locate(root, &path)?,
-                c"".to_owned(),
-                libc::AT_EMPTY_PATH,
-            ),
+        let last = if no_follow { Some(path::last_component(root, &path)?) } else { None };
+        let (dir, name, at_flags) = match last {
+            Some(Last::Entry { parent, name, trailing_slash: false }) => {
+                (parent, name, libc::AT_SYMLINK_NOFOLLOW)
+            }
+            Some(Last::Special { dir, .. }) => (dir, c"".to_owned(), libc::AT_EMPTY_PATH),
+            // Following (or a trailing '/'): the object the whole path resolves to.
+            _ => (path::locate(root, &path)?, c"".to_owned(), libc::AT_EMPTY_PATH),
         };
         if mount.read_only {
             return Err(Errno::EROFS);
@@ -690,7 +637,7 @@ impl FileService {
         // the call; `dir` is an fd we own.
         let result =
             unsafe { libc::utimensat(dir.as_raw_fd(), name.as_ptr(), times_ptr, at_flags) };
-        check(result as isize).map(|_| 0)
+        check(result).map(|_| 0)
     }
 
     /// The common part of `Rename` and `Link`: one mount (else `EXDEV`), two paths.
@@ -722,11 +669,7 @@ fn offset(value: u64) -> Result<i64, Errno> {
 /// The entry of `last`, or `special` when the path ends in `.`, `..` or is the root.
 fn entry_or(last: Last, special: Errno) -> Result<(OwnedFd, std::ffi::CString, bool), Errno> {
     match last {
-        Last::Entry {
-            parent,
-            name,
-            trailing_slash,
-        } => Ok((parent, name, trailing_slash)),
+        Last::Entry { parent, name, trailing_slash } => Ok((parent, name, trailing_slash)),
         Last::Special { .. } => Err(special),
     }
 }
@@ -787,7 +730,7 @@ fn chmod_located(root: BorrowedFd<'_>, path: &GuestPath, fd: &OwnedFd, mode: Mod
             libc::AT_EMPTY_PATH,
         )
     };
-    match check(result as isize) {
+    match check(result) {
         Err(errno) if errno.0 == libc::ENOSYS => {
             let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
             let file = path::open_beneath(root, path, flags, Mode::empty())?;

@@ -40,10 +40,7 @@ impl GuestPath {
         if bytes.contains(&0) || bytes.first() == Some(&b'/') {
             return Err(Errno::EINVAL);
         }
-        if bytes
-            .split(|&byte| byte == b'/')
-            .any(|name| name.len() as u64 > NAME_MAX)
-        {
+        if bytes.split(|&byte| byte == b'/').any(|name| name.len() as u64 > NAME_MAX) {
             return Err(Errno::ENAMETOOLONG);
         }
         Ok(Self { bytes })
@@ -51,11 +48,7 @@ impl GuestPath {
 
     /// The path for `openat2`: the mount root itself is `.`.
     fn c_path(&self) -> CString {
-        let bytes = if self.bytes.is_empty() {
-            b".".to_vec()
-        } else {
-            self.bytes.clone()
-        };
+        let bytes = if self.bytes.is_empty() { b".".to_vec() } else { self.bytes.clone() };
         CString::new(bytes).unwrap_or_default()
     }
 
@@ -118,10 +111,7 @@ pub enum Special {
 /// Splits `path` into its confined parent directory and its final name.
 pub fn last_component(root: BorrowedFd<'_>, path: &GuestPath) -> Result<Last, Errno> {
     let bytes = path.as_bytes();
-    let trimmed_len = bytes
-        .iter()
-        .rposition(|&byte| byte != b'/')
-        .map_or(0, |at| at + 1);
+    let trimmed_len = bytes.iter().rposition(|&byte| byte != b'/').map_or(0, |at| at + 1);
     let trimmed = &bytes[..trimmed_len];
     let trailing_slash = trimmed_len < bytes.len();
 
@@ -142,21 +132,11 @@ pub fn last_component(root: BorrowedFd<'_>, path: &GuestPath) -> Result<Last, Er
         return Ok(Last::Special { dir, kind });
     }
 
-    let parent_path = GuestPath {
-        bytes: parent.to_vec(),
-    };
-    let parent = open_beneath(
-        root,
-        &parent_path,
-        OFlags::PATH | OFlags::DIRECTORY,
-        Mode::empty(),
-    )?;
+    let parent_path = GuestPath { bytes: parent.to_vec() };
+    let parent =
+        open_beneath(root, &parent_path, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
     let name = CString::new(name.to_vec()).map_err(|_| Errno::EINVAL)?;
-    Ok(Last::Entry {
-        parent,
-        name,
-        trailing_slash,
-    })
+    Ok(Last::Entry { parent, name, trailing_slash })
 }
 
 #[cfg(test)]
