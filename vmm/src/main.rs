@@ -101,6 +101,14 @@ fn raise_open_file_limit() {
     }
 }
 
+/// Creation modes arrive from the guest with the program's umask already applied (by the
+/// guest kernel, which owns it); the VMM's own umask must not narrow them a second time.
+fn clear_umask() {
+    // SAFETY: umask only changes this process's file-creation mask; the VMM creates no files
+    // of its own, only the guest's in its --dir directories.
+    unsafe { libc::umask(0) };
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(seconds) = text.parse::<f64>() {
         if seconds.is_finite() && seconds > 0.0 {
@@ -168,6 +176,7 @@ fn main() -> ExitCode {
         builder = builder.tmpfs_size(bytes);
     }
     raise_open_file_limit();
+    clear_umask();
 
     let outcome = match builder.build().and_then(Sandbox::run) {
         Ok(outcome) => outcome,

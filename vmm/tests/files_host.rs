@@ -348,6 +348,9 @@ fn append_truncate_and_exclusive_open() {
     // A missing file without O_CREAT: ENOENT. A file opened O_DIRECTORY: ENOTDIR.
     assert_eq!(h.open(0, "missing", O_RDONLY, 0), err(libc::ENOENT));
     assert_eq!(h.open(0, "log", O_RDONLY | O_DIRECTORY, 0), err(libc::ENOTDIR));
+    // What libcs add on their own (O_LARGEFILE, O_CLOEXEC) is accepted.
+    let handle = h.open(0, "log", O_RDONLY | 0o100000 | libc::O_CLOEXEC as u64, 0);
+    assert!(handle >= FIRST_FILE_HANDLE as i64, "{handle}");
     // Unknown open flag bits: EINVAL.
     assert_eq!(h.open(0, "log", O_RDONLY | 0x4000_0000, 0), err(libc::EINVAL));
     assert_eq!(h.open(0, "log", 3, 0), err(libc::EINVAL));

@@ -12,8 +12,13 @@ pub const GUEST_USER: u32 = 1000;
 /// Everybody else (`nobody`/`nogroup`).
 pub const NOBODY: u32 = 65534;
 
+/// Linux's `O_LARGEFILE` on x86-64 (the `libc` crate spells it 0 there, but the kernel and
+/// musl pass this bit; 64-bit kernels imply it anyway).
+const O_LARGEFILE: i32 = 0o100000;
+
 /// The `O_*` bits a guest may ask for. `O_CLOEXEC` is accepted but means nothing on the host
-/// side (the guest keeps its own close-on-exec flags; host fds always get `O_CLOEXEC`).
+/// side (the guest keeps its own close-on-exec flags; host fds always get `O_CLOEXEC`), and
+/// `O_ASYNC` is accepted and ignored, as `open(2)` does.
 const ACCEPTED_OPEN_FLAGS: i32 = libc::O_ACCMODE
     | libc::O_CREAT
     | libc::O_EXCL
@@ -24,7 +29,8 @@ const ACCEPTED_OPEN_FLAGS: i32 = libc::O_ACCMODE
     | libc::O_DSYNC
     | libc::O_SYNC
     | libc::O_DIRECT
-    | libc::O_LARGEFILE
+    | O_LARGEFILE
+    | libc::O_ASYNC
     | libc::O_DIRECTORY
     | libc::O_NOFOLLOW
     | libc::O_NOATIME
@@ -39,7 +45,7 @@ pub fn open_flags(guest: u64) -> Result<OFlags, Errno> {
     if bits & !ACCEPTED_OPEN_FLAGS != 0 || bits & libc::O_ACCMODE == libc::O_ACCMODE {
         return Err(Errno::EINVAL);
     }
-    let mut bits = bits & !libc::O_CLOEXEC;
+    let mut bits = bits & !(libc::O_CLOEXEC | libc::O_ASYNC);
     // open(2) ignores everything but these beside O_PATH; openat2(2) would refuse them.
     if bits & libc::O_PATH != 0 {
         bits &= libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;

@@ -11,6 +11,10 @@
 //! read-only mounts refuse every change with `EROFS` here on the host. File data moves
 //! between the host file and the guest's pages with `readv`/`writev` over the guest ranges.
 //! A request never panics the VMM: it gets `-errno`.
+//!
+//! Creation modes (`Open` with `O_CREAT`, `Mkdir`) are taken as final: the guest kernel has
+//! applied the program's umask. The host process's umask still applies on top; the CLI sets
+//! it to 0, an embedder may want to as well.
 
 mod convert;
 mod errno;
@@ -98,9 +102,9 @@ impl FileService {
         match opcode {
             Opcode::Open => self.open(memory, request),
             Opcode::Read => self.read(memory, request, a0, None),
-            Opcode::Pread => self.read(memory, request, a0, Some(offset(a1)?)),
+            Opcode::Pread => self.read(memory, request, a0, Some(a1)),
             Opcode::Write => self.write(memory, request, a0, None),
-            Opcode::Pwrite => self.write(memory, request, a0, Some(offset(a1)?)),
+            Opcode::Pwrite => self.write(memory, request, a0, Some(a1)),
             Opcode::Seek => self.seek(a0, a1, a2),
             Opcode::Fstat => self.fstat(memory, a0, a1),
             Opcode::Close => self.handles.remove(a0).map(|_| 0),
@@ -193,9 +197,10 @@ impl FileService {
         memory: &GuestMemoryMmap,
         request: &Request,
         handle: u64,
-        offset: Option<i64>,
+        offset: Option<u64>,
     ) -> Reply {
         let fd = self.file(handle)?.fd.as_raw_fd();
+        let offset = offset.map(file_offset).transpose()?;
         let iovecs = Sg::of(memory, request)?.iovecs(memory)?;
         let count = libc::c_int::try_from(iovecs.len()).map_err(|_| Errno::EINVAL)?;
         // SAFETY: every iovec names a range checked to lie inside guest memory, which stays
@@ -216,9 +221,10 @@ impl FileService {
         memory: &GuestMemoryMmap,
         request: &Request,
         handle: u64,
-        offset: Option<i64>,
+        offset: Option<u64>,
     ) -> Reply {
         let fd = self.writable_file(handle)?.fd.as_raw_fd();
+        let offset = offset.map(file_offset).transpose()?;
         let iovecs = Sg::of(memory, request)?.iovecs(memory)?;
         let count = libc::c_int::try_from(iovecs.len()).map_err(|_| Errno::EINVAL)?;
         // SAFETY: every iovec names a range checked to lie inside guest memory, which stays
@@ -662,7 +668,7 @@ impl FileService {
 }
 
 /// A guest file offset: negative ones are `EINVAL`, as for `pread(2)`.
-fn offset(value: u64) -> Result<i64, Errno> {
+fn file_offset(value: u64) -> Result<i64, Errno> {
     i64::try_from(value).map_err(|_| Errno::EINVAL)
 }
 
