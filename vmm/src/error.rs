@@ -28,6 +28,13 @@ pub enum Error {
     #[error("KVM {operation} failed: {source}")]
     Kvm { operation: &'static str, source: kvm_ioctls::Error },
 
+    #[error("{path}: cannot open the --dir host directory: {source} (check that it exists, is a \
+             directory and that this user may search it)")]
+    MountUnusable { path: PathBuf, source: io::Error },
+
+    #[error("--dir {spec}: {reason}")]
+    Mount { spec: String, reason: String },
+
     #[error("invalid sandbox configuration: {0}")]
     Config(String),
 

@@ -16,7 +16,8 @@
 
 mod boot;
 mod error;
-mod files;
+pub mod files;
+mod fs_config;
 mod guest_memory;
 mod loader;
 mod ring;
@@ -26,6 +27,7 @@ mod stdio;
 mod vcpu;
 
 pub use error::{Error, Result};
+pub use files::{FileService, Mount};
 pub use sandbox::{ExitStatus, RunOutcome, Sandbox, SandboxBuilder, DEFAULT_MEMORY};
 pub use stats::Stats;
 pub use stdio::{Input, Output};

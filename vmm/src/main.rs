@@ -14,7 +14,8 @@ use clap::Parser;
 use litebox_vmm::{ExitStatus, Sandbox};
 
 /// Run an unmodified static Linux x86-64 program in a KVM micro-VM under the litebox library
-/// kernel. The program sees only its arguments, the --env pairs and stdin/stdout/stderr.
+/// kernel. The program sees only its arguments, the --env pairs, stdin/stdout/stderr and the
+/// --dir directories.
 #[derive(Parser, Debug)]
 #[command(name = "litebox-vmm", version, about, long_about = None)]
 struct Cli {
@@ -46,6 +47,19 @@ struct Cli {
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     log_level: log::LevelFilter,
 
+    /// Show the host directory HOST at the absolute guest path GUEST, read-only with `:ro`
+    /// (repeatable). Without it the program sees no host file at all.
+    #[arg(long = "dir", value_name = "HOST:GUEST[:ro]", value_parser = parse_dir)]
+    dirs: Vec<(PathBuf, PathBuf, bool)>,
+
+    /// The program's starting working directory (an absolute guest path).
+    #[arg(long, value_name = "GUEST", default_value = "/")]
+    workdir: PathBuf,
+
+    /// Bytes the in-guest tmpfs may hold (e.g. 64M; default: half the guest memory).
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    tmpfs_size: Option<u64>,
+
     /// Arguments for the program, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<OsString>,
@@ -56,6 +70,43 @@ fn parse_memory(text: &str) -> Result<u64, String> {
         .with_binary()
         .parse_size(text)
         .map_err(|error| format!("{error} (use a size such as 256M or 1G)"))
+}
+
+/// `HOST:GUEST`, `HOST:GUEST:ro` or `HOST:GUEST:rw`; the host path may itself contain ':'.
+fn parse_dir(text: &str) -> Result<(PathBuf, PathBuf, bool), String> {
+    let (rest, read_only) = match text.rsplit_once(':') {
+        Some((rest, "ro")) => (rest, true),
+        Some((rest, "rw")) => (rest, false),
+        _ => (text, false),
+    };
+    match rest.rsplit_once(':') {
+        Some((host, guest)) if !host.is_empty() && !guest.is_empty() => {
+            Ok((host.into(), guest.into(), read_only))
+        }
+        _ => Err(format!("{text:?} is not HOST:GUEST[:ro] (e.g. ./data:/data:ro)")),
+    }
+}
+
+/// Lets the sandbox hold as many open files as the host allows (the soft limit is often
+/// 1024, below what the guest may open).
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is a valid out-pointer for getrlimit; setrlimit only reads it.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// Creation modes arrive from the guest with the program's umask already applied (by the
+/// guest kernel, which owns it); the VMM's own umask must not narrow them a second time.
+fn clear_umask() {
+    // SAFETY: umask only changes this process's file-creation mask; the VMM creates no files
+    // of its own, only the guest's in its --dir directories.
+    unsafe { libc::umask(0) };
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -117,6 +168,15 @@ fn main() -> ExitCode {
     for (key, value) in cli.env {
         builder = builder.env(key, value);
     }
+    for (host, guest, read_only) in cli.dirs {
+        builder = builder.dir(host, guest, read_only);
+    }
+    builder = builder.workdir(cli.workdir);
+    if let Some(bytes) = cli.tmpfs_size {
+        builder = builder.tmpfs_size(bytes);
+    }
+    raise_open_file_limit();
+    clear_umask();
 
     let outcome = match builder.build().and_then(Sandbox::run) {
         Ok(outcome) => outcome,

@@ -10,10 +10,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use shim_abi::{
     ClockReading, Completion, ExitKind, Opcode, PollFd, Request, RingHeader, SgEntry,
-    CQ_OFFSET, FIRST_FILE_HANDLE, MAX_BYTES_PER_REQUEST, MAX_SG_PER_REQUEST, PAGE_SIZE, RING_ENTRIES, RING_GPA,
+    CQ_OFFSET, FIRST_FILE_HANDLE, PAGE_SIZE, RING_ENTRIES, RING_GPA,
     SQ_OFFSET, TCGETS, TIOCGWINSZ,
 };
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::guest_memory;
 
@@ -97,16 +97,20 @@ impl RingService<'_> {
         let [a0, a1, a2, a3] = request.args;
         let on_file = a0 >= FIRST_FILE_HANDLE;
         let result = match opcode {
-            Opcode::Write | Opcode::Read | Opcode::Pread | Opcode::Fstat | Opcode::Close
-                if on_file =>
-            {
-                self.files.handle(self.memory, request)
+            Opcode::Write | Opcode::Read | Opcode::Pread if on_file => {
+                let moved = self.files.handle(self.memory, request);
+                self.stats.ring_bytes += u64::try_from(moved).unwrap_or(0);
+                moved
             }
+            Opcode::Pwrite | Opcode::Getdents => {
+                let moved = self.files.handle(self.memory, request);
+                self.stats.ring_bytes += u64::try_from(moved).unwrap_or(0);
+                moved
+            }
+            Opcode::Fstat | Opcode::Close if on_file => self.files.handle(self.memory, request),
             Opcode::Open
-            | Opcode::Pwrite
             | Opcode::Seek
             | Opcode::Stat
-            | Opcode::Getdents
             | Opcode::Mkdir
             | Opcode::Unlink
             | Opcode::Rename
@@ -221,22 +225,8 @@ impl RingService<'_> {
 
     /// The SG entries of `request`, bounded in count and total size.
     fn sg_entries(&self, request: &Request) -> Result<Vec<SgEntry>, i64> {
-        if request.sg_count > MAX_SG_PER_REQUEST {
-            return Err(EINVAL);
-        }
-        let mut entries = vec![SgEntry::default(); request.sg_count as usize];
-        let mut total: u64 = 0;
-        for (index, entry) in entries.iter_mut().enumerate() {
-            let at = request.sg_gpa.checked_add(index as u64 * 16).ok_or(EFAULT)?;
-            *entry = guest_memory::read(self.memory, at).map_err(|_| EFAULT)?;
-            total = total.checked_add(entry.len).ok_or(EINVAL)?;
-        }
-        if total > MAX_BYTES_PER_REQUEST {
-            return Err(EINVAL);
-        }
-        Ok(entries)
+        guest_memory::sg_list(self.memory, request).map_err(|errno| -i64::from(errno))
     }
-
 
     /// The UTF-8 (lossy) message named by the SG list, capped at [`MAX_MESSAGE`] bytes.
     fn message(&mut self, request: &Request) -> String {
@@ -376,20 +366,13 @@ impl RingService<'_> {
 
 /// The host view of one guest range, if it lies wholly inside guest memory.
 fn guest_buffer<'m>(memory: &'m GuestMemoryMmap, entry: &SgEntry) -> Option<&'m mut [u8]> {
+    let pointer = guest_memory::host_range(memory, entry.gpa, entry.len)?;
     let len = usize::try_from(entry.len).ok()?;
-    if len == 0 {
-        return Some(&mut []);
-    }
-    let end = entry.gpa.checked_add(entry.len)?;
-    if !memory.address_in_range(GuestAddress(end - 1)) {
-        return None;
-    }
-    let slice = memory.get_slice(GuestAddress(entry.gpa), len).ok()?;
-    // SAFETY: the range was checked to lie inside one region of guest memory, which lives as
-    // long as `memory`; the vCPU is stopped while requests are handled (this thread runs it),
-    // so nothing else touches these bytes meanwhile, and the slice is dropped before the vCPU
-    // resumes.
-    Some(unsafe { std::slice::from_raw_parts_mut(slice.ptr_guard_mut().as_ptr(), len) })
+    // SAFETY: `host_range` checked that the range lies inside one region of guest memory,
+    // which lives as long as `memory` (or is empty, with a dangling but aligned pointer); the
+    // vCPU is stopped while requests are handled (this thread runs it), so nothing else
+    // touches these bytes meanwhile, and the slice is dropped before the vCPU resumes.
+    Some(unsafe { std::slice::from_raw_parts_mut(pointer, len) })
 }
 
 enum Handled {

@@ -14,7 +14,8 @@ use zerocopy::FromZeros;
 
 use crate::boot::{self, MAX_MEMORY, MIN_MEMORY};
 use crate::error::{Error, Result};
-use crate::files::FileService;
+use crate::files::{FileService, Mount};
+use crate::fs_config;
 use crate::loader::{self, GpaBump, Program, ProgramArgs};
 use crate::ring::{RingEnd, RingService};
 use crate::stats::Stats;
@@ -78,6 +79,9 @@ pub struct SandboxBuilder {
     stdout: Output,
     stderr: Output,
     guest_log_level: log::LevelFilter,
+    mounts: Vec<Mount>,
+    workdir: PathBuf,
+    tmpfs_size: Option<u64>,
 }
 
 impl SandboxBuilder {
@@ -142,8 +146,36 @@ impl SandboxBuilder {
         self
     }
 
+    /// Makes the host directory `host` appear at the absolute guest path `guest`, read-only
+    /// if `read_only` (`--dir HOST:GUEST[:ro]`). Nothing else of the host's files is visible.
+    pub fn dir(
+        self,
+        host: impl Into<PathBuf>,
+        guest: impl Into<PathBuf>,
+        read_only: bool,
+    ) -> Self {
+        self.mount(Mount { host: host.into(), guest: guest.into(), read_only })
+    }
+
+    pub fn mount(mut self, mount: Mount) -> Self {
+        self.mounts.push(mount);
+        self
+    }
+
+    /// The program's starting working directory, an absolute guest path (default `/`).
+    pub fn workdir(mut self, guest: impl Into<PathBuf>) -> Self {
+        self.workdir = guest.into();
+        self
+    }
+
+    /// Bytes the in-guest tmpfs (RAM-backed files) may hold; default: half the guest memory.
+    pub fn tmpfs_size(mut self, bytes: u64) -> Self {
+        self.tmpfs_size = Some(bytes);
+        self
+    }
+
     /// Checks the configuration.
-    pub fn build(self) -> Result<Sandbox> {
+    pub fn build(mut self) -> Result<Sandbox> {
         if !(MIN_MEMORY..=MAX_MEMORY).contains(&self.memory) {
             return Err(Error::Config(format!(
                 "guest memory must be between {} MiB and {} GiB, not {} bytes",
@@ -163,6 +195,13 @@ impl SandboxBuilder {
         let strings = self.args.iter().chain(self.argv0.iter()).chain(self.env.iter().map(|e| &e.1));
         if strings.into_iter().any(|s| s.as_bytes().contains(&0)) {
             return Err(Error::Config("arguments and values may not contain NUL bytes".to_string()));
+        }
+        fs_config::check_mounts(&mut self.mounts)?;
+        self.workdir = fs_config::normalise_workdir(&self.workdir)?;
+        if self.tmpfs_size == Some(0) {
+            return Err(Error::Config(
+                "the tmpfs size must be larger than zero (use e.g. --tmpfs-size 64M)".to_string(),
+            ));
         }
         Ok(Sandbox { config: self })
     }
@@ -187,6 +226,9 @@ impl Sandbox {
             stdout: Output::Inherit,
             stderr: Output::Inherit,
             guest_log_level: log::max_level(),
+            mounts: Vec::new(),
+            workdir: PathBuf::from("/"),
+            tmpfs_size: None,
         }
     }
 
@@ -242,11 +284,19 @@ impl Sandbox {
 
         crate::guest_memory::write(&memory, BOOT_INFO_GPA, &boot_info).map_err(Error::GuestMemory)?;
 
+        // The file-system policy: the page the guest reads, and the host side of each mount.
+        let exe_path = fs_config::exe_path(&config.image, &config.mounts).unwrap_or_else(|| {
+            log::warn!("the image path is too long for /proc/self/exe; it will not resolve");
+            Vec::new()
+        });
+        let tmpfs_size = config.tmpfs_size.unwrap_or(config.memory / 2);
+        fs_config::write(&memory, &config.mounts, &config.workdir, tmpfs_size, &exe_path)?;
+        let mut files = FileService::new(&config.mounts)?;
+
         let mut stats = Stats { setup: started.elapsed(), ..Stats::default() };
 
         // Run.
         let mut stdio = Stdio::new(config.stdin, config.stdout, config.stderr);
-        let mut files = FileService::default();
         let mut service = RingService {
             memory: &memory,
             stdio: &mut stdio,

@@ -1,0 +1,100 @@
+//! The file-system flags of the `litebox-vmm` command line: `--dir HOST:GUEST[:ro]`,
+//! `--workdir` and `--tmpfs-size`. Every bad form ends the run with status 125 and one line on
+//! stderr that names the offending input; good ones still run the program.
+
+mod common;
+
+use std::process::Command;
+
+use common::{assert_code, assert_one_error_line, image, run, Place};
+
+/// Runs `litebox-vmm FLAGS --image IMAGE` and returns the run.
+fn sandbox(flags: &[&str], image: &str) -> common::Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_litebox-vmm"));
+    command.args(flags).arg("--image").arg(image);
+    run(command, Place::Sandbox, None)
+}
+
+/// The run failed with 125 and its single error line mentions every one of `needles`.
+fn assert_refused(flags: &[&str], needles: &[&str]) {
+    // The image is never looked at: the configuration is checked first.
+    let run = sandbox(flags, "/nonexistent-image");
+    assert_code(&run, 125);
+    let line = assert_one_error_line(&run);
+    for needle in needles {
+        assert!(line.contains(needle), "{flags:?}: {line:?} does not mention {needle:?}");
+    }
+}
+
+#[test]
+fn malformed_dir_flags_are_refused() {
+    let host = std::env::temp_dir();
+    let host = host.to_str().unwrap();
+    assert_refused(&["--dir", host], &[host, "HOST:GUEST"]);
+    assert_refused(&["--dir", ":/data"], &[":/data", "HOST:GUEST"]);
+    assert_refused(&["--dir", &format!("{host}:")], &["HOST:GUEST"]);
+    assert_refused(&["--dir", &format!("{host}::ro")], &["HOST:GUEST"]);
+}
+
+#[test]
+fn bad_host_directories_are_refused() {
+    assert_refused(&["--dir", "/nonexistent/dir:/data"], &["/nonexistent/dir", "does not exist"]);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let file = file.path().to_str().unwrap();
+    assert_refused(&["--dir", &format!("{file}:/data")], &[file, "not a directory"]);
+}
+
+#[test]
+fn bad_guest_paths_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().to_str().unwrap();
+    let mount = |guest: &str| format!("{host}:{guest}");
+    assert_refused(&["--dir", &mount("data")], &["data", "not absolute"]);
+    assert_refused(&["--dir", &mount("/")], &["'/'"]);
+    assert_refused(&["--dir", &mount("//")], &["'/'"]);
+    assert_refused(&["--dir", &mount("/a/../b")], &["/a/../b", "'..'"]);
+    assert_refused(&["--dir", &mount("/a/./b")], &["/a/./b", "'.'"]);
+    assert_refused(&["--dir", &mount("/dev")], &["/dev", "/dev or /proc"]);
+    assert_refused(&["--dir", &mount("/proc/sys:ro")], &["/proc/sys", "/dev or /proc"]);
+    let long = format!("/{}", "x".repeat(300));
+    assert_refused(&["--dir", &mount(&long)], &["longer than 256 bytes"]);
+    // The same guest path twice, even spelled differently.
+    let twice = ["--dir", &mount("/data"), "--dir", &mount("//data/")];
+    assert_refused(&twice, &["/data", "already mounted"]);
+}
+
+#[test]
+fn too_many_mounts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().to_str().unwrap();
+    let specs: Vec<String> = (0..13).map(|i| format!("{host}:/m{i}")).collect();
+    let flags: Vec<&str> = specs.iter().flat_map(|spec| ["--dir", spec.as_str()]).collect();
+    assert_refused(&flags, &["13 --dir mounts", "at most 12"]);
+}
+
+#[test]
+fn bad_workdir_and_tmpfs_size_are_refused() {
+    assert_refused(&["--workdir", "relative/dir"], &["--workdir relative/dir", "absolute"]);
+    assert_refused(&["--tmpfs-size", "lots"], &["lots", "--tmpfs-size"]);
+    assert_refused(&["--tmpfs-size", "0"], &["tmpfs size"]);
+}
+
+#[test]
+fn good_file_system_flags_still_run_the_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().to_str().unwrap();
+    let hello = image("hello-musl");
+    let flags = [
+        "--dir",
+        &format!("{host}:/data"),
+        "--dir",
+        &format!("{host}://ro-data/:ro"),
+        "--workdir",
+        "//data/./x/..",
+        "--tmpfs-size",
+        "16M",
+    ];
+    let run = sandbox(&flags, hello.to_str().unwrap());
+    assert_code(&run, 0);
+    assert!(run.stdout_text().contains("hello"), "{}", run.report());
+}
