@@ -130,7 +130,334 @@ fn ls_of_the_guest_root() {
     }
 }
 
-#[allow(dead_code, reason = "used by the mount tests below")]
+/// The exerciser again, with DIR in a host directory mounted read-write.
+#[test]
+fn fs_syscalls_in_a_mount_match_native() {
+    let native_dir = fresh_dir("fs-syscalls-native-for-mount");
+    let native = Program::new(image("fs-syscalls")).args([path_str(&native_dir)]).native();
+    assert_code(&native, 0);
+    let mounted = fresh_dir("fs-syscalls-mounted");
+    let sandboxed = Program::new(image("fs-syscalls"))
+        .flags(["--dir", &format!("{}:/work", path_str(&mounted))])
+        .args(["/work"])
+        .sandboxed();
+    assert_same(&sandboxed, &native);
+    // What the program left behind is on the host, byte for byte like the native run's.
+    assert_eq!(snapshot(&mounted), snapshot(&native_dir));
+}
+
+// ---- busybox over a mounted directory --------------------------------------------------------
+
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
+}
+
+/// A small tree: text files, a 64 KiB binary, nested directories, an empty directory, a
+/// name with a space, and a relative symlink. Every mtime is fixed so listings compare.
+fn make_tree(root: &Path) {
+    let file = |relative: &str, bytes: &[u8]| {
+        let path = root.join(relative);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(&path, bytes).expect("writing a fixture file");
+    };
+    file("a.txt", b"alpha\nbeta\ngamma\n");
+    let numbered: String = (1..=1000).map(|n| format!("line {}\n", (n * 7919) % 1000)).collect();
+    file("b.txt", numbered.as_bytes());
+    file("sub/c.txt", b"see beta here\n");
+    file("sub/deeper/d.bin", &common::pseudo_random_bytes(64 << 10));
+    file("with space.txt", b"spaced\n");
+    std::fs::create_dir_all(root.join("empty")).expect("mkdir");
+    std::os::unix::fs::symlink("../a.txt", root.join("sub/link")).expect("symlink");
+    fix_mtimes(root);
+}
+
+/// Sets every file's and directory's mtime (not the symlinks') to one fixed time.
+fn fix_mtimes(root: &Path) {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    let mut entries: Vec<PathBuf> = walk(root);
+    entries.reverse();
+    entries.push(root.to_path_buf());
+    for path in entries {
+        if path.is_symlink() {
+            continue;
+        }
+        let handle = std::fs::File::open(&path).expect("opening for set_modified");
+        handle.set_modified(time).expect("set_modified");
+    }
+}
+
+/// Every path beneath `root`, parents first, sorted.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(root)
+        .expect("read_dir")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        out.push(path.clone());
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(walk(&path));
+        }
+    }
+    out
+}
+
+/// What a tree holds: relative paths with their kind and contents or link target.
+fn snapshot(root: &Path) -> Vec<(String, String, Vec<u8>)> {
+    walk(root)
+        .into_iter()
+        .map(|path| {
+            let relative = path.strip_prefix(root).expect("beneath root").display().to_string();
+            let meta = std::fs::symlink_metadata(&path).expect("lstat");
+            if meta.is_symlink() {
+                let target = std::fs::read_link(&path).expect("readlink");
+                (relative, "link".into(), target.display().to_string().into_bytes())
+            } else if meta.is_dir() {
+                (relative, "dir".into(), Vec::new())
+            } else {
+                let mode = format!("file {:o}", std::os::unix::fs::PermissionsExt::mode(&meta.permissions()));
+                (relative, mode, std::fs::read(&path).expect("read"))
+            }
+        })
+        .collect()
+}
+
+/// Runs busybox with `args` natively in one copy of the tree and in the sandbox with another
+/// copy mounted at /data (the working directory), and returns both runs and both copies.
+struct Compared {
+    native: common::Run,
+    sandboxed: common::Run,
+    native_dir: PathBuf,
+    mounted_dir: PathBuf,
+}
+
+fn busybox_over_mount(test: &str, args: &[&str]) -> Compared {
+    let native_dir = fresh_dir(&format!("{test}-native"));
+    let mounted_dir = fresh_dir(&format!("{test}-mounted"));
+    make_tree(&native_dir);
+    make_tree(&mounted_dir);
+
+    let mut native = std::process::Command::new(busybox());
+    native.args(args).current_dir(&native_dir).env_clear();
+    let native = common::run(native, common::Place::Native, None);
+
+    let mut sandboxed = std::process::Command::new(env!("CARGO_BIN_EXE_litebox-vmm"));
+    sandboxed
+        .arg("--dir")
+        .arg(format!("{}:/data", path_str(&mounted_dir)))
+        .args(["--workdir", "/data", "--image"])
+        .arg(busybox())
+        .arg("--")
+        .args(args);
+    let sandboxed = common::run(sandboxed, common::Place::Sandbox, None);
+    Compared { native, sandboxed, native_dir, mounted_dir }
+}
+
+/// Same status, same stdout and the same tree afterwards.
+fn assert_same_everywhere(compared: &Compared) {
+    assert_same(&compared.sandboxed, &compared.native);
+    assert_eq!(
+        snapshot(&compared.mounted_dir),
+        snapshot(&compared.native_dir),
+        "the trees differ after `{}`",
+        compared.sandboxed.command
+    );
+}
+
+#[test]
+fn busybox_ls_la_over_a_mount() {
+    let compared = busybox_over_mount("ls-la", &["ls", "-la", ".", "sub", "sub/deeper"]);
+    assert_code(&compared.sandboxed, 0);
+    // Owners differ by design (the host's user is the guest's uid 1000), and `..` of the
+    // mount point is the guest's root (so it and the block totals that count it differ):
+    // compare everything else.
+    let normalise = |run: &common::Run| -> Vec<String> {
+        run.stdout_text()
+            .lines()
+            .filter(|line| !line.ends_with(" ..") && !line.starts_with("total "))
+            .map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.len() > 4 {
+                    [&fields[..2], &fields[4..]].concat().join(" ")
+                } else {
+                    fields.join(" ")
+                }
+            })
+            .collect()
+    };
+    assert_eq!(normalise(&compared.sandboxed), normalise(&compared.native));
+    assert!(compared.sandboxed.stdout_text().contains("link -> ../a.txt"));
+}
+
+#[test]
+fn busybox_find_over_a_mount() {
+    assert_same_everywhere(&busybox_over_mount("find", &["find", "."]));
+    assert_same_everywhere(&busybox_over_mount("find-type", &["find", ".", "-type", "f"]));
+}
+
+#[test]
+fn busybox_cat_wc_sort_head_tail_over_a_mount() {
+    for (name, args) in [
+        ("cat", &["cat", "a.txt", "sub/c.txt", "with space.txt", "sub/link"][..]),
+        ("wc", &["wc", "a.txt", "b.txt", "sub/deeper/d.bin"]),
+        ("sort", &["sort", "-n", "-k", "2", "b.txt"]),
+        ("head", &["head", "-n", "7", "b.txt"]),
+        ("tail", &["tail", "-n", "7", "b.txt"]),
+        ("tail-c", &["tail", "-c", "100", "sub/deeper/d.bin"]),
+    ] {
+        let compared = busybox_over_mount(name, args);
+        assert_code(&compared.sandboxed, 0);
+        assert_same_everywhere(&compared);
+    }
+}
+
+#[test]
+fn busybox_grep_r_over_a_mount() {
+    let compared = busybox_over_mount("grep", &["grep", "-r", "beta", "."]);
+    assert_code(&compared.sandboxed, 0);
+    assert_same_everywhere(&compared);
+}
+
+#[test]
+fn busybox_changes_over_a_mount_reach_the_host() {
+    for (name, args) in [
+        ("cp-r", &["cp", "-r", "sub", "copy"][..]),
+        ("mv", &["mv", "sub", "moved"]),
+        ("rm-r", &["rm", "-r", "sub"]),
+        ("mkdir-p", &["mkdir", "-p", "x/y/z"]),
+        ("touch", &["touch", "-d", "2001-02-03 04:05:06", "a.txt", "new.txt"]),
+        ("chmod", &["chmod", "600", "a.txt"]),
+        ("ln-s", &["ln", "-s", "b.txt", "b.link"]),
+    ] {
+        let compared = busybox_over_mount(name, args);
+        assert_code(&compared.sandboxed, 0);
+        assert_same_everywhere(&compared);
+    }
+}
+
+/// `tar cf` in the sandbox and `tar xf` natively, and the other way round, rebuild the tree.
+#[test]
+fn busybox_tar_round_trip_over_a_mount() {
+    let created = busybox_over_mount("tar-cf", &["tar", "cf", "sub.tar", "sub"]);
+    assert_code(&created.sandboxed, 0);
+    let extract_native = fresh_dir("tar-extract-native");
+    let mut tar = std::process::Command::new(busybox());
+    tar.args(["tar", "xf"]).arg(created.mounted_dir.join("sub.tar")).current_dir(&extract_native);
+    assert_code(&common::run(tar, common::Place::Native, None), 0);
+    assert_eq!(snapshot(&extract_native.join("sub")), snapshot(&created.native_dir.join("sub")));
+
+    let extract_mounted = fresh_dir("tar-extract-mounted");
+    std::fs::copy(created.native_dir.join("sub.tar"), extract_mounted.join("sub.tar"))
+        .expect("copying the native archive");
+    let run = sandboxed_busybox(
+        &["--dir", &format!("{}:/x", path_str(&extract_mounted)), "--workdir", "/x"],
+        &["tar", "xf", "sub.tar"],
+    );
+    assert_code(&run, 0);
+    assert_eq!(snapshot(&extract_mounted.join("sub")), snapshot(&created.native_dir.join("sub")));
+}
+
+/// sha256sum of a 100 MiB file through a read-only mount equals the native sum.
+#[test]
+fn busybox_sha256sum_of_100_mib_over_a_mount() {
+    let dir = fresh_dir("sha256-100m");
+    let chunk = common::pseudo_random_bytes(1 << 20);
+    let mut big = Vec::with_capacity(100 << 20);
+    for index in 0..100u8 {
+        big.extend(chunk.iter().map(|b| b.wrapping_add(index)));
+    }
+    std::fs::write(dir.join("big.bin"), &big).expect("writing 100 MiB");
+
+    let mut native = std::process::Command::new(busybox());
+    native.args(["sha256sum", "big.bin"]).current_dir(&dir);
+    let native = common::run(native, common::Place::Native, None);
+    let sandboxed = sandboxed_busybox(
+        &["--dir", &format!("{}:/data:ro", path_str(&dir)), "--workdir", "/data"],
+        &["sha256sum", "big.bin"],
+    );
+    assert_same(&sandboxed, &native);
+    assert_eq!(sandboxed.stdout_text().len(), 64 + 2 + 7 + 1);
+}
+
+// ---- the policy: escapes and read-only mounts --------------------------------------------------
+
+/// A tree whose symlinks all point out of the mount, and a secret next to it.
+fn escape_fixture(test: &str) -> (PathBuf, PathBuf) {
+    let base = fresh_dir(test);
+    let mounted = base.join("granted");
+    std::fs::create_dir_all(mounted.join("inner")).expect("mkdir");
+    std::fs::write(base.join("secret"), "HOST SECRET\n").expect("secret");
+    let link = |target: &str, name: &str| {
+        std::os::unix::fs::symlink(target, mounted.join(name)).expect("symlink");
+    };
+    link(path_str(&base.join("secret")), "absolute");
+    link("../secret", "relative");
+    link("inner/../../secret", "through-inner");
+    link("chain2", "chain1");
+    link("relative", "chain2");
+    link("/", "root");
+    link("..", "parent");
+    (base, mounted)
+}
+
+#[test]
+fn symlinks_out_of_a_mount_are_eacces() {
+    let (_base, mounted) = escape_fixture("escape");
+    let flags = ["--dir".to_string(), format!("{}:/data", path_str(&mounted))];
+    for name in ["absolute", "relative", "through-inner", "chain1", "root/etc/passwd", "parent/secret"]
+    {
+        let path = format!("/data/{name}");
+        let run = Program::new(busybox()).flags(flags.iter().cloned()).args(["cat", &path]).sandboxed();
+        assert_code(&run, 1);
+        assert!(!run.stdout_text().contains("HOST SECRET"), "{name} leaked:\n{}", run.report());
+        assert!(run.stderr_text().contains("Permission denied"), "{name}:\n{}", run.report());
+    }
+    // `..` in the guest's own spelling never reaches the host: it is resolved in the guest,
+    // where /data/.. is the guest's root.
+    let run = Program::new(busybox())
+        .flags(flags.iter().cloned())
+        .args(["cat", "/data/../secret", "/data/inner/../../secret"])
+        .sandboxed();
+    assert_code(&run, 1);
+    assert!(run.stderr_text().contains("No such file"), "{}", run.report());
+}
+
+#[test]
+fn a_read_only_mount_refuses_every_change() {
+    let dir = fresh_dir("read-only");
+    make_tree(&dir);
+    let before = snapshot(&dir);
+    let flags = ["--dir", &format!("{}:/data:ro", path_str(&dir)), "--workdir", "/data"];
+    for args in [
+        &["touch", "new.txt"][..],
+        &["touch", "a.txt"],
+        &["rm", "a.txt"],
+        &["mkdir", "newdir"],
+        &["mv", "a.txt", "z.txt"],
+        &["chmod", "777", "a.txt"],
+        &["ln", "-s", "a.txt", "l"],
+        &["ln", "a.txt", "hard"],
+        &["rmdir", "empty"],
+        &["cp", "b.txt", "a.txt"],
+    ] {
+        let run = sandboxed_busybox(&flags, args);
+        assert_code(&run, 1);
+        assert!(
+            run.stderr_text().contains("Read-only file system"),
+            "{args:?}:\n{}",
+            run.report()
+        );
+    }
+    let reads = sandboxed_busybox(&flags, &["cat", "a.txt"]);
+    assert_eq!(reads.stdout_text(), "alpha\nbeta\ngamma\n");
+    assert_eq!(snapshot(&dir), before, "a read-only mount changed");
+}
+
+/// Nothing outside the granted directories exists for the program.
+#[test]
+fn only_granted_directories_are_visible() {
+    let run = sandboxed_busybox(&[], &["ls", "/usr", "/home", "/root", "/bin"]);
+    assert_code(&run, 1);
+    assert_eq!(run.stdout_text(), "", "{}", run.report());
 }

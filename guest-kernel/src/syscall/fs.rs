@@ -954,6 +954,10 @@ pub fn faccessat2(kernel: &mut Kernel, dirfd: u64, path: u64, mode: u64, flags: 
             if inode.permits(mode as u32) { Ok(0) } else { Err(Errno::EACCES) }
         }
         Node::Host { mount, ref rel } => {
+            // The host's Access follows symlinks; a symlink itself is always accessible.
+            if !follow && node_stat(kernel, &resolved, false)?.mode & S_IFMT == S_IFLNK {
+                return Ok(0);
+            }
             let args = [mount_id(kernel, mount), mode, 0, 0];
             host_path_call(Opcode::Access, args, &[rel], &[])
         }
@@ -1278,7 +1282,11 @@ pub fn statfs(kernel: &mut Kernel, path: u64, buf: u64) -> SysResult {
     let resolved = lookup(kernel, AT_FDCWD as u64, path, true)?;
     match resolved.node {
         Node::Missing { .. } => Err(Errno::ENOENT),
-        Node::Host { mount, .. } => statfs_mount(kernel, mount, buf),
+        Node::Host { mount, .. } => {
+            // The host answers for the mount as a whole: check the path exists first.
+            node_stat(kernel, &resolved, true)?;
+            statfs_mount(kernel, mount, buf)
+        }
         _ => {
             let answer = tmpfs_statfs(kernel, TMPFS_MAGIC);
             kernel.space.write_user(&mut kernel.frames, buf, &answer)?;
