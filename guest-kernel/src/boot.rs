@@ -40,6 +40,7 @@ pub extern "C" fn kernel_main() -> ! {
 
     let mut frames = FrameAllocator::new(boot.free_gpa, boot.memory_size);
     let mut tables = PageTables::new(arch::read_cr3());
+    crate::ring::set_page_table_root(arch::read_cr3());
     map_user_entry_page(&mut tables, &mut frames);
 
     let scratch_gpa = frames.allocate().expect("a frame for host replies");
@@ -59,7 +60,7 @@ pub extern "C" fn kernel_main() -> ! {
         space,
         files: FdTable::with_stdio(),
         vfs,
-        bounce_frames: Vec::new(),
+        bounce: Vec::new(),
         next_pipe_id: 1,
         signals: SignalState::new(),
         clock,

@@ -38,6 +38,8 @@ impl Errno {
     pub const ENXIO: Self = Self(ENXIO);
     pub const ENFILE: Self = Self(ENFILE);
     pub const EOPNOTSUPP: Self = Self(EOPNOTSUPP);
+    /// Not an errno: the host found a user page not present (`RESULT_PAGE_NOT_PRESENT`).
+    pub const PAGE_NOT_PRESENT: Self = Self(-(shim_abi::RESULT_PAGE_NOT_PRESENT as i32));
 
     /// An errno from a completion's negative result.
     pub fn from_result(result: i64) -> Self {

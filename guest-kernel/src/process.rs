@@ -182,8 +182,9 @@ pub struct Kernel {
     pub space: AddressSpace,
     pub files: FdTable,
     pub vfs: Vfs,
-    /// Kernel frames `sendfile` moves data through (allocated on first use).
-    pub bounce_frames: Vec<u64>,
+    /// The kernel frames `sendfile` moves data through, as merged guest-physical ranges
+    /// (allocated on first use).
+    pub bounce: Vec<(u64, u64)>,
     /// Numbers pipes for `/proc/self/fd` and `fstat`.
     pub next_pipe_id: u64,
     pub signals: SignalState,

@@ -196,6 +196,18 @@ pub fn try_with_ring(f: impl FnOnce(&mut Ring)) {
     }
 }
 
+/// Tells the host where the page tables are (for `SG_USER_VIRTUAL` entries).
+pub fn set_page_table_root(root: u64) {
+    // SAFETY: ring header field owned by the guest, in the direct map.
+    unsafe { write_volatile(&mut (*header()).page_table_root, root) };
+}
+
+/// The user address the host last reported not present.
+pub fn fault_address() -> u64 {
+    // SAFETY: ring header field the host writes before completing, in the direct map.
+    unsafe { read_volatile(&(*header()).fault_address) }
+}
+
 /// Sets the time the VMM should resume a halted vCPU (guest monotonic ns; 0: never).
 pub fn set_wake_at(monotonic_ns: u64) {
     // SAFETY: ring header field owned by the guest, in the direct map.

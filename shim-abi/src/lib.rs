@@ -19,7 +19,7 @@ pub mod syscall_names;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Bumped on every change of a layout or of a request's meaning.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// "LITEBOX\0" as a little-endian u64; the first field of [`BootInfo`].
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"LITEBOX\0");
@@ -158,8 +158,26 @@ pub struct RingHeader {
     /// When the guest executes `hlt`, the VMM sleeps until its monotonic clock reaches this
     /// (nanoseconds, the same clock as the guest's `CLOCK_MONOTONIC`). 0: halted for good.
     pub wake_at_ns: u64,
-    pub _reserved: [u64; 5],
+    /// GPA of the guest's top-level page table (its CR3), through which the host translates
+    /// scatter-gather entries marked [`SG_USER_VIRTUAL`]. Written once by the guest at boot.
+    pub page_table_root: u64,
+    /// When a request completes with [`RESULT_PAGE_NOT_PRESENT`]: the first user address the
+    /// host found unmapped. The guest maps it and submits the request again.
+    pub fault_address: u64,
+    pub _reserved: [u64; 3],
 }
+
+/// Set in [`SgEntry::gpa`] to name a *user virtual* range instead of a guest-physical one. The
+/// host walks the guest's page tables (from [`RingHeader::page_table_root`]) itself, so the
+/// guest kernel hands over a whole user buffer as one entry instead of one per page: ring-0
+/// work per request stays constant whatever the buffer's size. The host accepts only pages
+/// that are present and user-accessible (the U bit on every level), so a request can never
+/// name kernel memory this way; the guest kernel checks the program's permissions first.
+pub const SG_USER_VIRTUAL: u64 = 1 << 63;
+
+/// A completion result that is no errno (errnos are -1..=-4095): a page of a user-virtual
+/// SG entry is not present; [`RingHeader::fault_address`] says which. Nothing was done.
+pub const RESULT_PAGE_NOT_PRESENT: i64 = -4096;
 
 /// Byte offset of the submission queue from [`RING_GPA`].
 pub const SQ_OFFSET: u64 = 64;

@@ -44,9 +44,17 @@ pub fn host_range(memory: &GuestMemoryMmap, gpa: u64, len: u64) -> Option<*mut u
     Some(slice.ptr_guard_mut().as_ptr())
 }
 
-/// The scatter-gather entries of `request`, bounded in count (`MAX_SG_PER_REQUEST`) and total
-/// size (`MAX_BYTES_PER_REQUEST`): `EINVAL` beyond them, `EFAULT` when the list itself is not
-/// in guest memory. The errno is positive.
+/// The errno-space value (positive, beyond every errno) `sg_list` returns for a user page that
+/// is not present; the ring turns it into `RESULT_PAGE_NOT_PRESENT`.
+pub const PAGE_NOT_PRESENT: i32 = 4096;
+
+/// The scatter-gather entries of `request` as guest-physical ranges, bounded in count
+/// (`MAX_SG_PER_REQUEST`) and total size (`MAX_BYTES_PER_REQUEST`): `EINVAL` beyond them,
+/// `EFAULT` when the list itself is not in guest memory. The errno is positive.
+///
+/// Entries marked `SG_USER_VIRTUAL` are translated through the guest's page tables (see
+/// [`translate_user`]); a page that is not present yields [`PAGE_NOT_PRESENT`] after its
+/// address was stored in the ring header's `fault_address`.
 pub fn sg_list(
     memory: &GuestMemoryMmap,
     request: &shim_abi::Request,
@@ -54,18 +62,194 @@ pub fn sg_list(
     if request.sg_count > shim_abi::MAX_SG_PER_REQUEST {
         return Err(libc::EINVAL);
     }
-    let mut entries = vec![shim_abi::SgEntry::default(); request.sg_count as usize];
+    let mut entries = Vec::with_capacity(request.sg_count as usize);
     let mut total: u64 = 0;
-    for (index, entry) in entries.iter_mut().enumerate() {
-        let at = request
-            .sg_gpa
-            .checked_add(index as u64 * 16)
-            .ok_or(libc::EFAULT)?;
-        *entry = read(memory, at).map_err(|_| libc::EFAULT)?;
+    let mut root = None;
+    for index in 0..u64::from(request.sg_count) {
+        let at = request.sg_gpa.checked_add(index * 16).ok_or(libc::EFAULT)?;
+        let entry: shim_abi::SgEntry = read(memory, at).map_err(|_| libc::EFAULT)?;
         total = total.checked_add(entry.len).ok_or(libc::EINVAL)?;
-    }
-    if total > shim_abi::MAX_BYTES_PER_REQUEST {
-        return Err(libc::EINVAL);
+        if total > shim_abi::MAX_BYTES_PER_REQUEST {
+            return Err(libc::EINVAL);
+        }
+        if entry.gpa & shim_abi::SG_USER_VIRTUAL == 0 {
+            entries.push(entry);
+            continue;
+        }
+        let root = match root {
+            Some(root) => root,
+            None => {
+                let header: shim_abi::RingHeader =
+                    read(memory, shim_abi::RING_GPA).map_err(|_| libc::EFAULT)?;
+                *root.insert(header.page_table_root)
+            }
+        };
+        let virt = entry.gpa & !shim_abi::SG_USER_VIRTUAL;
+        match translate_user(memory, root, virt, entry.len, &mut entries) {
+            Ok(()) => {}
+            Err(Translation::NotPresent(address)) => {
+                let mut header: shim_abi::RingHeader =
+                    read(memory, shim_abi::RING_GPA).map_err(|_| libc::EFAULT)?;
+                header.fault_address = address;
+                write(memory, shim_abi::RING_GPA, &header).map_err(|_| libc::EFAULT)?;
+                return Err(PAGE_NOT_PRESENT);
+            }
+            Err(Translation::Fault) => return Err(libc::EFAULT),
+        }
+        if entries.len() > 4 * shim_abi::MAX_SG_PER_REQUEST as usize {
+            return Err(libc::EINVAL);
+        }
     }
     Ok(entries)
+}
+
+/// Why a user range could not be translated.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Translation {
+    /// The page holding this address is not present: the guest should map it and retry.
+    NotPresent(u64),
+    /// Not user memory at all (the kernel half, a supervisor page, or tables outside guest
+    /// memory): the request fails with `EFAULT`.
+    Fault,
+}
+
+const PTE_PRESENT: u64 = 1;
+const PTE_USER: u64 = 1 << 2;
+const PTE_HUGE: u64 = 1 << 7;
+const PTE_ADDRESS: u64 = 0x000f_ffff_ffff_f000;
+
+/// Appends the guest-physical pieces of user range `virt..virt + len`, walking the 4-level
+/// page tables rooted at `root` in guest memory. Every level must be present and allow user
+/// access, exactly as the CPU would demand of ring 3, so no kernel page can be named.
+/// Physically contiguous pages are merged.
+///
+/// The writable bit is not checked: the guest kernel keeps it equal to the mapping's
+/// permission, which it checks before naming a range, and no frame is shared between user
+/// mappings, so a host write can only reach the program's own page. Once copy-on-write
+/// sharing exists (fork), entries the host writes through must demand the writable bit too.
+pub fn translate_user(
+    memory: &GuestMemoryMmap,
+    root: u64,
+    virt: u64,
+    len: u64,
+    out: &mut Vec<shim_abi::SgEntry>,
+) -> Result<(), Translation> {
+    let end = virt.checked_add(len).ok_or(Translation::Fault)?;
+    if end > shim_abi::USER_END {
+        return Err(Translation::Fault);
+    }
+    let mut at = virt;
+    while at < end {
+        let (phys, page_size) = walk(memory, root, at)?;
+        let chunk = (page_size - (at & (page_size - 1))).min(end - at);
+        match out.last_mut() {
+            Some(last) if last.gpa.checked_add(last.len) == Some(phys) => last.len += chunk,
+            _ => out.push(shim_abi::SgEntry { gpa: phys, len: chunk }),
+        }
+        at += chunk;
+    }
+    Ok(())
+}
+
+/// The guest-physical address of user address `virt` and the size of its page.
+fn walk(memory: &GuestMemoryMmap, root: u64, virt: u64) -> Result<(u64, u64), Translation> {
+    let mut table = root & PTE_ADDRESS;
+    for level in (0..4).rev() {
+        let index = (virt >> (12 + 9 * level)) & 511;
+        let entry: u64 = read(memory, table + index * 8).map_err(|_| Translation::Fault)?;
+        if entry & PTE_PRESENT == 0 {
+            return Err(Translation::NotPresent(virt & !0xfff));
+        }
+        if entry & PTE_USER == 0 {
+            return Err(Translation::Fault);
+        }
+        let page_size = 1u64 << (12 + 9 * level);
+        if level == 0 || (entry & PTE_HUGE != 0 && level <= 2) {
+            let base = entry & PTE_ADDRESS & !(page_size - 1);
+            let phys = base + (virt & (page_size - 1));
+            if !memory.address_in_range(GuestAddress(phys)) {
+                return Err(Translation::Fault);
+            }
+            return Ok((phys, page_size));
+        }
+        table = entry & PTE_ADDRESS;
+    }
+    Err(Translation::Fault)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: u64 = 0x1000;
+    const PDPT: u64 = 0x2000;
+    const PD: u64 = 0x3000;
+    const PT: u64 = 0x4000;
+    const USER_TABLE: u64 = PTE_PRESENT | PTE_USER | 2;
+
+    /// 4 MiB of guest memory with user address 0x40_0000 mapped through four levels to
+    /// GPAs 0x10_0000, 0x10_1000 (contiguous) and 0x20_0000, a supervisor page at 0x40_3000,
+    /// a missing page at 0x40_4000, and a 2 MiB page at user 0x60_0000 → GPA 0x20_0000.
+    fn memory_with_tables() -> GuestMemoryMmap {
+        let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 4 << 20)]).unwrap();
+        write(&memory, ROOT, &(PDPT | USER_TABLE)).unwrap();
+        write(&memory, PDPT, &(PD | USER_TABLE)).unwrap();
+        write(&memory, PD + 2 * 8, &(PT | USER_TABLE)).unwrap();
+        write(&memory, PD + 3 * 8, &(0x20_0000 | USER_TABLE | PTE_HUGE)).unwrap();
+        write(&memory, PT, &(0x10_0000 | USER_TABLE)).unwrap();
+        write(&memory, PT + 8, &(0x10_1000 | USER_TABLE)).unwrap();
+        write(&memory, PT + 2 * 8, &(0x20_0000 | USER_TABLE)).unwrap();
+        write(&memory, PT + 3 * 8, &(0x10_3000 | PTE_PRESENT | 2)).unwrap();
+        memory
+    }
+
+    fn translate(
+        memory: &GuestMemoryMmap,
+        virt: u64,
+        len: u64,
+    ) -> Result<Vec<(u64, u64)>, Translation> {
+        let mut out = Vec::new();
+        translate_user(memory, ROOT, virt, len, &mut out)?;
+        Ok(out.iter().map(|entry| (entry.gpa, entry.len)).collect())
+    }
+
+    #[test]
+    fn contiguous_pages_merge_and_others_split() {
+        let memory = memory_with_tables();
+        let pieces = translate(&memory, 0x40_0800, 0x2000).unwrap();
+        assert_eq!(pieces, vec![(0x10_0800, 0x1800), (0x20_0000, 0x800)]);
+    }
+
+    #[test]
+    fn a_huge_page_is_one_piece() {
+        let memory = memory_with_tables();
+        let pieces = translate(&memory, 0x60_1000, 0x10_0000).unwrap();
+        assert_eq!(pieces, vec![(0x20_1000, 0x10_0000)]);
+    }
+
+    #[test]
+    fn a_missing_page_is_reported_by_address() {
+        let memory = memory_with_tables();
+        assert_eq!(translate(&memory, 0x40_4010, 16), Err(Translation::NotPresent(0x40_4000)));
+        assert_eq!(translate(&memory, 0x50_0000, 1), Err(Translation::NotPresent(0x50_0000)));
+    }
+
+    #[test]
+    fn supervisor_kernel_half_and_wrapping_ranges_are_faults() {
+        let memory = memory_with_tables();
+        assert_eq!(translate(&memory, 0x40_3000, 1), Err(Translation::Fault));
+        assert_eq!(translate(&memory, 0xffff_8000_0000_0000, 1), Err(Translation::Fault));
+        assert_eq!(translate(&memory, shim_abi::USER_END - 1, 2), Err(Translation::Fault));
+        assert_eq!(translate(&memory, u64::MAX, 2), Err(Translation::Fault));
+    }
+
+    #[test]
+    fn tables_or_frames_outside_guest_memory_are_faults() {
+        let memory = memory_with_tables();
+        write(&memory, PT + 4 * 8, &(0x1_0000_0000 | USER_TABLE)).unwrap();
+        assert_eq!(translate(&memory, 0x40_4000, 1), Err(Translation::Fault));
+        let mut out = Vec::new();
+        let outside_root = translate_user(&memory, 0x7000_0000, 0x40_0000, 1, &mut out);
+        assert_eq!(outside_root, Err(Translation::Fault));
+    }
 }

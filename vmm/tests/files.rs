@@ -358,6 +358,56 @@ fn busybox_tar_round_trip_over_a_mount() {
     assert_eq!(snapshot(&extract_mounted.join("sub")), snapshot(&created.native_dir.join("sub")));
 }
 
+/// The count of ring requests of `kind` in a `--stats` report on stderr.
+fn ring_requests(run: &common::Run, kind: &str) -> u64 {
+    let text = run.stderr_text();
+    let line = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("ring requests:"))
+        .unwrap_or_else(|| panic!("no ring requests in the stats\n{}", run.report()));
+    let inside = line.split_once('(').and_then(|(_, rest)| rest.split_once(')'));
+    inside
+        .map_or("", |(inside, _)| inside)
+        .split(", ")
+        .filter_map(|entry| entry.rsplit_once(' '))
+        .find(|(name, _)| *name == kind)
+        .map_or(0, |(_, count)| count.parse().expect("a request count"))
+}
+
+/// `dd` with large blocks through a mount: each 4 MiB read and write is one ring request
+/// (the host walks the program's pages itself, so the guest names the buffer once), the
+/// fresh buffer is mapped when the host finds its pages missing, and the copy is byte for
+/// byte. `of=/dev/null` opens with `O_TRUNC`, which a device ignores, as on Linux.
+#[test]
+fn dd_with_large_blocks_over_a_mount() {
+    let dir = fresh_dir("dd-large-blocks");
+    let data = common::pseudo_random_bytes(24 << 20);
+    std::fs::write(dir.join("big.bin"), &data).expect("writing 24 MiB");
+    let mount = format!("{}:/data", path_str(&dir));
+    let flags = ["--stats", "--dir", mount.as_str(), "--workdir", "/data"];
+
+    let copy = sandboxed_busybox(&flags, &["dd", "if=big.bin", "of=copy.bin", "bs=4M"]);
+    assert_code(&copy, 0);
+    assert!(
+        copy.stderr_text().starts_with("6+0 records in\n6+0 records out\n"),
+        "{}",
+        copy.report()
+    );
+    assert!(std::fs::read(dir.join("copy.bin")).expect("the copy") == data, "copy differs");
+    // Reads: six of data, the one that finds the end, and the first one sent again once
+    // the fresh buffer is mapped. Writes: six of data and dd's report on stderr.
+    assert_eq!(ring_requests(&copy, "read"), 8, "{}", copy.report());
+    assert_eq!(ring_requests(&copy, "write"), 7, "{}", copy.report());
+
+    let args = ["dd", "if=big.bin", "of=/dev/null", "bs=1M"];
+    let mut native = std::process::Command::new(busybox());
+    native.args(args).current_dir(&dir).env_clear();
+    let native = common::run(native, common::Place::Native, None);
+    let sandboxed = sandboxed_busybox(&flags[1..], &args);
+    assert_same(&sandboxed, &native);
+    assert_eq!(sandboxed.stderr_text(), native.stderr_text(), "{}", sandboxed.report());
+}
+
 /// sha256sum of a 100 MiB file through a read-only mount equals the native sum.
 #[test]
 fn busybox_sha256sum_of_100_mib_over_a_mount() {

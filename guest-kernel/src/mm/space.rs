@@ -67,7 +67,7 @@ pub struct AddressSpace {
     stack_limit: u64,
 }
 
-fn prot_allows(prot: u32, access: Access) -> bool {
+pub fn prot_allows(prot: u32, access: Access) -> bool {
     if access.execute {
         prot & PROT_EXEC != 0
     } else if access.write {
@@ -427,7 +427,7 @@ impl AddressSpace {
     }
 
     /// Extends the stack VMA down to `page` when the fault is just below it.
-    fn grow_stack(&mut self, page: u64) -> Option<Vma> {
+    pub fn grow_stack(&mut self, page: u64) -> Option<Vma> {
         let index = self.vmas.partition_point(|vma| vma.end <= page);
         let stack = self.vmas.get_mut(index)?;
         let reachable = page >= self.stack_limit && page + STACK_GUARD_GAP >= stack.start;

@@ -114,28 +114,33 @@ impl AddressSpace {
         Ok(value)
     }
 
-    /// Calls `push(gpa, len)` for the guest-physical pieces of `[virt, virt + len)`, in order,
-    /// while each page allows the access and `push` accepts. Returns the bytes covered: less
-    /// than `len` if a page is inaccessible or `push` stopped (callers turn 0 into `EFAULT`).
-    pub fn user_pieces(
-        &mut self,
-        frames: &mut FrameAllocator,
-        virt: u64,
-        len: u64,
-        write: bool,
-        mut push: impl FnMut(u64, u64) -> bool,
-    ) -> u64 {
-        let Some(end) = virt.checked_add(len) else { return 0 };
-        let end = end.min(USER_END);
+    /// How much of `[virt, virt + len)`, from its start, the program's mappings allow the
+    /// access to (`write` or read), growing the stack as a fault below it would. Constant
+    /// work per mapping, none per page: the pages themselves are the host's to walk.
+    pub fn accessible_prefix(&mut self, virt: u64, len: u64, write: bool) -> u64 {
+        let Ok(end) = user_range_end(virt, len) else {
+            return 0;
+        };
+        let access = Access { write, execute: false };
         let mut at = virt;
         while at < end {
-            let Ok(gpa) = self.user_page_gpa(frames, at, write) else { break };
-            let chunk = (PAGE_SIZE - (at & (PAGE_SIZE - 1))).min(end - at);
-            if !push(gpa, chunk) {
+            let vma = match self.find(at) {
+                Some(vma) => *vma,
+                None => match self.grow_stack(crate::mm::page_floor(at)) {
+                    Some(vma) => vma,
+                    None => break,
+                },
+            };
+            if !crate::mm::space::prot_allows(vma.prot, access) {
                 break;
             }
-            at += chunk;
+            at = vma.end.min(end);
         }
         at - virt
+    }
+
+    /// True if the page holding user address `virt` is mapped.
+    pub fn is_present(&mut self, virt: u64) -> bool {
+        self.tables.lookup(virt) & PTE_PRESENT != 0
     }
 }

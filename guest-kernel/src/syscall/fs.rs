@@ -102,6 +102,7 @@ fn mount_id(kernel: &Kernel, mount: usize) -> u64 {
 
 /// Sends a path request: the SG list is `paths` (kernel memory) then `extra` pieces.
 fn host_path_call(
+    kernel: &mut Kernel,
     opcode: Opcode,
     args: [u64; 4],
     paths: &[&[u8]],
@@ -112,7 +113,8 @@ fn host_path_call(
         pieces.push((kernel_gpa(path.as_ptr()), path.len() as u64));
     }
     pieces.extend_from_slice(extra);
-    io::host_call(opcode, args, &pieces)
+    // Only `extra` (readlink's output buffer) may hold program pages the host writes.
+    io::host_call(kernel, opcode, args, &pieces, true)
 }
 
 /// The parent directory and name of a tmpfs path that exists or may be created.
@@ -202,7 +204,7 @@ pub fn openat(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64, mode: u64)
             }
             let scratch = kernel.scratch_gpa;
             let args = [mount_id(kernel, mount), u64::from(host_flags), u64::from(mode), scratch];
-            let handle = host_path_call(Opcode::Open, args, &[rel], &[])?;
+            let handle = host_path_call(kernel, Opcode::Open, args, &[rel], &[])?;
             // SAFETY: the scratch frame is kernel-owned; the host filled a HostStat there.
             let stat = unsafe { phys_to_virt(scratch).cast::<HostStat>().read_volatile() };
             let directory = stat.mode & S_IFMT == S_IFDIR;
@@ -226,7 +228,9 @@ pub fn openat(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64, mode: u64)
                 return Err(Errno::EEXIST);
             }
             open_tmpfs_checks(kernel, ino, flags, resolved.trailing_slash, writes)?;
-            if flags & O_TRUNC != 0 && writes {
+            // O_TRUNC applies to regular files; devices and directories ignore it.
+            let regular = matches!(kernel.vfs.tmpfs.get(ino).body, Body::File { .. });
+            if flags & O_TRUNC != 0 && writes && regular {
                 truncate_tmpfs(kernel, ino, 0)?;
             }
             FileKind::Tmpfs(ino)
@@ -403,7 +407,7 @@ pub fn description_stat(kernel: &Kernel, description: &Description) -> Result<Ho
 }
 
 /// The status of what `resolved` names.
-fn node_stat(kernel: &Kernel, resolved: &Resolved, follow: bool) -> Result<HostStat, Errno> {
+fn node_stat(kernel: &mut Kernel, resolved: &Resolved, follow: bool) -> Result<HostStat, Errno> {
     let stat = match &resolved.node {
         Node::Tmpfs(ino) => tmpfs_stat(kernel, *ino),
         Node::Missing { .. } => return Err(Errno::ENOENT),
@@ -426,7 +430,7 @@ fn node_stat(kernel: &Kernel, resolved: &Resolved, follow: bool) -> Result<HostS
         Node::Host { mount, rel } => {
             let flags = if follow { 0 } else { AT_SYMLINK_NOFOLLOW };
             let args = [mount_id(kernel, *mount), flags, kernel.scratch_gpa, 0];
-            host_path_call(Opcode::Stat, args, &[rel], &[])?;
+            host_path_call(kernel, Opcode::Stat, args, &[rel], &[])?;
             scratch_stat(kernel)
         }
     };
@@ -568,7 +572,7 @@ pub fn getdents64(kernel: &mut Kernel, fd: u64, dirp: u64, count: u64) -> SysRes
             if !pieces.gather(kernel, dirp, count, true, count) {
                 return Err(Errno::EFAULT);
             }
-            pieces.call(Opcode::Getdents, [*handle, 0, 0, 0])
+            pieces.call(kernel, Opcode::Getdents, [*handle, 0, 0, 0])
         }
         FileKind::Tmpfs(ino) => {
             let ino = *ino;
@@ -633,7 +637,7 @@ pub fn mkdirat(kernel: &mut Kernel, dirfd: u64, path: u64, mode: u64) -> SysResu
         Node::Host { ref rel, .. } if rel.is_empty() => Err(Errno::EEXIST),
         Node::Host { mount, ref rel } => {
             let args = [mount_id(kernel, mount), u64::from(mode), 0, 0];
-            host_path_call(Opcode::Mkdir, args, &[rel], &[])
+            host_path_call(kernel, Opcode::Mkdir, args, &[rel], &[])
         }
         Node::Tmpfs(_) | Node::FdAlias(_) => Err(Errno::EEXIST),
     }
@@ -708,7 +712,7 @@ pub fn unlinkat(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64) -> SysRe
         Node::FdAlias(_) => Err(Errno::EPERM),
         Node::Host { mount, ref rel } => {
             let args = [mount_id(kernel, mount), flags & AT_REMOVEDIR, 0, 0];
-            host_path_call(Opcode::Unlink, args, &[rel], &[])
+            host_path_call(kernel, Opcode::Unlink, args, &[rel], &[])
         }
         Node::Tmpfs(ino) => {
             let (parent, name) = tmpfs_parent(kernel, &resolved)?;
@@ -767,7 +771,7 @@ pub fn renameat2(
             }
             let id = mount_id(kernel, *a);
             let args = [id, id, flags, from.len() as u64];
-            host_path_call(Opcode::Rename, args, &[from, to], &[])
+            host_path_call(kernel, Opcode::Rename, args, &[from, to], &[])
         }
         (Node::Missing { .. }, _) => Err(Errno::ENOENT),
         (Node::Tmpfs(_), Node::Tmpfs(_) | Node::Missing { .. }) => {
@@ -857,7 +861,7 @@ pub fn linkat(
             }
             let id = mount_id(kernel, *a);
             let args = [id, id, flags & AT_SYMLINK_FOLLOW, from.len() as u64];
-            host_path_call(Opcode::Link, args, &[from, to], &[])
+            host_path_call(kernel, Opcode::Link, args, &[from, to], &[])
         }
         (Node::Missing { .. }, _) => Err(Errno::ENOENT),
         (Node::Tmpfs(ino), Node::Missing { parent, name }) => {
@@ -886,7 +890,7 @@ pub fn symlinkat(kernel: &mut Kernel, target: u64, dirfd: u64, path: u64) -> Sys
         Node::Host { ref rel, .. } if rel.is_empty() => Err(Errno::EEXIST),
         Node::Host { mount, ref rel } => {
             let args = [mount_id(kernel, mount), target.len() as u64, 0, 0];
-            host_path_call(Opcode::Symlink, args, &[&target, rel], &[])
+            host_path_call(kernel, Opcode::Symlink, args, &[&target, rel], &[])
         }
         Node::Missing { parent, ref name } => {
             if resolved.trailing_slash {
@@ -920,7 +924,7 @@ pub fn readlinkat(kernel: &mut Kernel, dirfd: u64, path: u64, buf: u64, size: u6
                 return Err(Errno::EFAULT);
             }
             let args = [mount_id(kernel, mount), rel.len() as u64, 0, 0];
-            return host_path_call(Opcode::Readlink, args, &[rel], &pieces.list);
+            return host_path_call(kernel, Opcode::Readlink, args, &[rel], &pieces.list);
         }
     };
     let count = target.len().min(size as usize);
@@ -959,7 +963,7 @@ pub fn faccessat2(kernel: &mut Kernel, dirfd: u64, path: u64, mode: u64, flags: 
                 return Ok(0);
             }
             let args = [mount_id(kernel, mount), mode, 0, 0];
-            host_path_call(Opcode::Access, args, &[rel], &[])
+            host_path_call(kernel, Opcode::Access, args, &[rel], &[])
         }
     }
 }
@@ -972,7 +976,7 @@ fn truncate_tmpfs(kernel: &mut Kernel, ino: Ino, length: u64) -> SysResult {
         _ => return Err(Errno::EINVAL),
     }
     if let Some(tail) = kernel.vfs.tmpfs.set_size(&mut kernel.frames, ino, length)? {
-        io::host_call(Opcode::Zero, [0; 4], &[tail])?;
+        io::host_call(kernel, Opcode::Zero, [0; 4], &[tail], false)?;
     }
     let now = now(kernel);
     let inode = kernel.vfs.tmpfs.get_mut(ino);
@@ -1000,7 +1004,7 @@ pub fn truncate(kernel: &mut Kernel, path: u64, length: u64) -> SysResult {
         }
         Node::Host { mount, ref rel } => {
             let args = [mount_id(kernel, mount), u64::from(O_WRONLY), 0, 0];
-            let handle = host_path_call(Opcode::Open, args, &[rel], &[])?;
+            let handle = host_path_call(kernel, Opcode::Open, args, &[rel], &[])?;
             let result = ring::with_ring(|ring| {
                 let result = ring.call_checked(Opcode::Ftruncate, [handle, length, 0, 0], None);
                 ring.post(Opcode::Close, [handle, 0, 0, 0], None);
@@ -1068,7 +1072,7 @@ pub fn fchmodat(kernel: &mut Kernel, dirfd: u64, path: u64, mode: u64, flags: u6
         Node::Tmpfs(ino) => chmod_tmpfs(kernel, ino, mode as u32),
         Node::Host { mount, ref rel } => {
             let args = [mount_id(kernel, mount), mode & 0o7777, 0, 0];
-            host_path_call(Opcode::Chmod, args, &[rel], &[])
+            host_path_call(kernel, Opcode::Chmod, args, &[rel], &[])
         }
     }
 }
@@ -1197,7 +1201,7 @@ fn set_times(
         Node::FdAlias(_) => Ok(0),
         Node::Host { mount, ref rel } => {
             let args = [mount_id(kernel, mount), times_gpa, flags & AT_SYMLINK_NOFOLLOW, 0];
-            host_path_call(Opcode::Utimens, args, &[rel], &[])
+            host_path_call(kernel, Opcode::Utimens, args, &[rel], &[])
         }
         Node::Tmpfs(ino) => {
             let now = now(kernel);

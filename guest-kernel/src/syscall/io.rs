@@ -9,13 +9,16 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use shim_abi::{Opcode, PollFd, MAX_SG_PER_REQUEST, PAGE_SIZE, TCGETS, TIOCGWINSZ};
+use shim_abi::{
+    Opcode, PollFd, MAX_SG_PER_REQUEST, PAGE_SIZE, SG_USER_VIRTUAL, TCGETS, TIOCGWINSZ,
+};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::errno::{Errno, SysResult};
 use crate::fs::pipe::{Pipe, PIPE_CAPACITY};
 use crate::fs::tmpfs::{Body, Device, Time};
 use crate::mm::phys_to_virt;
+use crate::mm::space::Access;
 use crate::process::{Description, FdEntry, FileKind, Kernel, O_PATH};
 use crate::ring;
 
@@ -25,7 +28,7 @@ const MAX_CHUNK: u64 = 4 << 20;
 const MAX_PIECES: usize = MAX_SG_PER_REQUEST as usize / 2 - 1;
 /// Most iovecs a `readv`/`writev` takes (Linux's `UIO_MAXIOV`).
 const UIO_MAXIOV: u64 = 1024;
-/// Bytes `sendfile` moves per round (through `Kernel::bounce_frames`).
+/// Bytes `sendfile` moves per round (through `Kernel::bounce`).
 const BOUNCE_BYTES: u64 = 1 << 20;
 
 pub const O_NONBLOCK: u32 = 0o4000;
@@ -33,25 +36,31 @@ pub const O_APPEND: u32 = 0o2000;
 pub const O_CLOEXEC: u64 = 0o2000000;
 const FD_CLOEXEC: u64 = 1;
 
-/// Guest-physical pieces of a buffer: the program's (gathered from its pages) or the kernel's.
+/// The pieces of a buffer as the host will see them: the program's ranges as user virtual
+/// addresses (`SG_USER_VIRTUAL`; the host walks the page tables, so ring 0 does no per-page
+/// work), or the kernel's own frames as guest-physical ranges.
 pub struct Pieces {
     pub list: Vec<(u64, u64)>,
     pub bytes: u64,
+    /// The host writes into these pieces (a read from a file into them).
+    pub host_writes: bool,
 }
 
 impl Pieces {
     pub fn new() -> Self {
-        Self { list: Vec::new(), bytes: 0 }
+        Self { list: Vec::new(), bytes: 0, host_writes: false }
     }
 
+    /// Kernel frames (GPAs).
     pub fn from_list(list: Vec<(u64, u64)>) -> Self {
         let bytes = list.iter().map(|p| p.1).sum();
-        Self { list, bytes }
+        Self { list, bytes, host_writes: false }
     }
 
-    /// Adds user range `[virt, virt + len)`, cut at `limit` bytes in total. Returns false if a
-    /// page of the (cut) range is inaccessible: like Linux on pipes and terminals, the call
-    /// then fails with `EFAULT` as a whole and moves no data.
+    /// Adds user range `[virt, virt + len)`, cut at `limit` bytes in total, as far as the
+    /// program's mappings allow the access (`write`: the host will write into it). Returns
+    /// false if they stop short; the callers then fail with `EFAULT` as Linux does on pipes
+    /// and terminals (a write that already moved data returns what it moved).
     pub fn gather(
         &mut self,
         kernel: &mut Kernel,
@@ -61,22 +70,19 @@ impl Pieces {
         limit: u64,
     ) -> bool {
         let wanted = len.min(limit - self.bytes);
-        let list = &mut self.list;
-        let covered = kernel.space.user_pieces(&mut kernel.frames, virt, wanted, write, |gpa, n| {
-            if let Some(last) = list.last_mut() {
-                if last.0 + last.1 == gpa {
-                    last.1 += n;
-                    return true;
-                }
-            }
-            if list.len() == MAX_PIECES {
-                return false;
-            }
-            list.push((gpa, n));
-            true
-        });
-        self.bytes += covered;
-        covered == wanted || (covered > 0 && self.list.len() == MAX_PIECES)
+        if wanted == 0 {
+            return true;
+        }
+        if self.list.len() == MAX_PIECES {
+            return false;
+        }
+        let covered = kernel.space.accessible_prefix(virt, wanted, write);
+        if covered > 0 {
+            push_merged(&mut self.list, SG_USER_VIRTUAL | virt, covered);
+            self.bytes += covered;
+        }
+        self.host_writes |= write;
+        covered == wanted
     }
 
     /// The first `bytes` bytes of these pieces.
@@ -95,24 +101,75 @@ impl Pieces {
     }
 
     /// Sends one request over these pieces.
-    pub fn call(&self, opcode: Opcode, args: [u64; 4]) -> SysResult {
-        host_call(opcode, args, &self.list)
+    pub fn call(&self, kernel: &mut Kernel, opcode: Opcode, args: [u64; 4]) -> SysResult {
+        host_call(kernel, opcode, args, &self.list, self.host_writes)
     }
 }
 
-/// Sends one request whose SG list is `pieces`.
-pub fn host_call(opcode: Opcode, args: [u64; 4], pieces: &[(u64, u64)]) -> SysResult {
-    ring::with_ring(|ring| {
-        let mut sg = ring.sg_list(pieces.len().max(1) as u32);
-        for &(gpa, len) in pieces {
-            sg.push(gpa, len);
+/// Sends one request whose SG list is `pieces`. When the host finds a user page not present
+/// yet, the page is mapped (as the program's own access would) and the request sent again.
+pub fn host_call(
+    kernel: &mut Kernel,
+    opcode: Opcode,
+    args: [u64; 4],
+    pieces: &[(u64, u64)],
+    host_writes: bool,
+) -> SysResult {
+    loop {
+        let result = ring::with_ring(|ring| {
+            let mut sg = ring.sg_list(pieces.len().max(1) as u32);
+            for &(gpa, len) in pieces {
+                sg.push(gpa, len);
+            }
+            ring.call_checked(opcode, args, Some(&sg))
+        });
+        match result {
+            Err(Errno::PAGE_NOT_PRESENT) => fault_in(kernel, pieces, host_writes)?,
+            other => return other,
         }
-        ring.call_checked(opcode, args, Some(&sg))
-    })
+    }
 }
 
+/// Maps the user page the host reported missing, and the rest of its piece ahead of it (so
+/// a fresh buffer costs one retry, not one per fault-around window). Each call maps at least
+/// that page or fails, so the retries in [`host_call`] end: a reported address outside the
+/// request's user pieces, or one the guest already maps, is `EFAULT`.
+fn fault_in(kernel: &mut Kernel, pieces: &[(u64, u64)], write: bool) -> Result<(), Errno> {
+    let address = ring::fault_address();
+    let piece_end = pieces
+        .iter()
+        .filter(|(start, _)| start & SG_USER_VIRTUAL != 0)
+        .map(|&(start, len)| (start & !SG_USER_VIRTUAL, len))
+        .find(|&(start, len)| start <= address && address - start < len)
+        .map(|(start, len)| start + len)
+        .ok_or(Errno::EFAULT)?;
+    if kernel.space.is_present(address) {
+        return Err(Errno::EFAULT);
+    }
+    let access = Access { write, execute: false };
+    kernel.space.handle_fault(&mut kernel.frames, address, access).map_err(|_| Errno::EFAULT)?;
+
+    // Fault-around maps aligned windows: step through the windows after the first one.
+    let mut next = (address & !(FAULT_AHEAD_STEP - 1)) + FAULT_AHEAD_STEP;
+    while next < piece_end && next < address + FAULT_AHEAD_MAX {
+        if !kernel.space.is_present(next) {
+            let _ = kernel.space.handle_fault(&mut kernel.frames, next, access);
+        }
+        next += FAULT_AHEAD_STEP;
+    }
+    Ok(())
+}
+
+/// Fault-around covers 16 pages; faulting ahead steps by that much, up to 16 MiB.
+const FAULT_AHEAD_STEP: u64 = 16 * PAGE_SIZE;
+const FAULT_AHEAD_MAX: u64 = 16 << 20;
+
 /// Copies the bytes of `from` into `to` (equal or longer) with `Opcode::Copy` requests.
-pub fn copy_pieces(from: &[(u64, u64)], to: &[(u64, u64)]) -> Result<u64, Errno> {
+pub fn copy_pieces(
+    kernel: &mut Kernel,
+    from: &[(u64, u64)],
+    to: &[(u64, u64)],
+) -> Result<u64, Errno> {
     let mut sources: Vec<(u64, u64)> = Vec::new();
     let mut targets: Vec<(u64, u64)> = Vec::new();
     let mut copied = 0;
@@ -132,13 +189,13 @@ pub fn copy_pieces(from: &[(u64, u64)], to: &[(u64, u64)]) -> Result<u64, Errno>
             j_done = 0;
         }
         if sources.len() >= MAX_PIECES || targets.len() >= MAX_PIECES {
-            copied += send_copy(&sources, &targets)?;
+            copied += send_copy(kernel, &sources, &targets)?;
             sources.clear();
             targets.clear();
         }
     }
     if !sources.is_empty() {
-        copied += send_copy(&sources, &targets)?;
+        copied += send_copy(kernel, &sources, &targets)?;
     }
     Ok(copied)
 }
@@ -150,18 +207,38 @@ fn push_merged(list: &mut Vec<(u64, u64)>, gpa: u64, len: u64) {
     }
 }
 
-fn send_copy(sources: &[(u64, u64)], targets: &[(u64, u64)]) -> Result<u64, Errno> {
-    ring::with_ring(|ring| {
-        let mut sg = ring.sg_list((sources.len() + targets.len()) as u32);
-        for &(gpa, len) in sources {
-            sg.push(gpa, len);
+fn send_copy(
+    kernel: &mut Kernel,
+    sources: &[(u64, u64)],
+    targets: &[(u64, u64)],
+) -> Result<u64, Errno> {
+    loop {
+        let result = ring::with_ring(|ring| {
+            let mut sg = ring.sg_list((sources.len() + targets.len()) as u32);
+            for &(gpa, len) in sources {
+                sg.push(gpa, len);
+            }
+            sg.end_group();
+            for &(gpa, len) in targets {
+                sg.push(gpa, len);
+            }
+            ring.call_checked(Opcode::Copy, [sources.len() as u64, 0, 0, 0], Some(&sg))
+        });
+        if result != Err(Errno::PAGE_NOT_PRESENT) {
+            return result;
         }
-        sg.end_group();
-        for &(gpa, len) in targets {
-            sg.push(gpa, len);
-        }
-        ring.call_checked(Opcode::Copy, [sources.len() as u64, 0, 0, 0], Some(&sg))
-    })
+        // The missing page is the program's: a target if it lies in one (written), else a
+        // source (read).
+        let address = ring::fault_address();
+        let in_targets = targets.iter().any(|&(start, len)| {
+            start & SG_USER_VIRTUAL != 0 && {
+                let start = start & !SG_USER_VIRTUAL;
+                start <= address && address < start + len
+            }
+        });
+        let pieces = if in_targets { targets } else { sources };
+        fault_in(kernel, pieces, in_targets)?;
+    }
 }
 
 /// Linux raises SIGPIPE on a write to a pipe with no reader, unless the program ignores it.
@@ -193,21 +270,21 @@ pub fn read_description(
     description.check_readable()?;
     match &description.kind {
         FileKind::HostStdio(host) => match offset {
-            None => pieces.call(Opcode::Read, [u64::from(*host), 0, 0, 0]),
-            Some(offset) => pieces.call(Opcode::Pread, [u64::from(*host), offset, 0, 0]),
+            None => pieces.call(kernel, Opcode::Read, [u64::from(*host), 0, 0, 0]),
+            Some(offset) => pieces.call(kernel, Opcode::Pread, [u64::from(*host), offset, 0, 0]),
         },
         FileKind::Host { directory: true, .. } => Err(Errno::EISDIR),
         FileKind::Host { handle, .. } => match offset {
-            None => pieces.call(Opcode::Read, [*handle, 0, 0, 0]),
-            Some(offset) => pieces.call(Opcode::Pread, [*handle, offset, 0, 0]),
+            None => pieces.call(kernel, Opcode::Read, [*handle, 0, 0, 0]),
+            Some(offset) => pieces.call(kernel, Opcode::Pread, [*handle, offset, 0, 0]),
         },
         FileKind::Tmpfs(ino) => {
             let ino = *ino;
             match &kernel.vfs.tmpfs.get(ino).body {
                 Body::Dir { .. } | Body::FdDir => return Err(Errno::EISDIR),
                 Body::Device(Device::Null) => return Ok(0),
-                Body::Device(Device::Zero) => return pieces.call(Opcode::Zero, [0; 4]),
-                Body::Device(Device::Random) => return pieces.call(Opcode::Random, [0; 4]),
+                Body::Device(Device::Zero) => return pieces.call(kernel, Opcode::Zero, [0; 4]),
+                Body::Device(Device::Random) => return pieces.call(kernel, Opcode::Random, [0; 4]),
                 Body::Symlink(_) => return Err(Errno::EBADF),
                 Body::File { .. } => {}
             }
@@ -220,7 +297,7 @@ pub fn read_description(
             let zero_page = kernel.vfs.zero_page;
             let source =
                 kernel.vfs.tmpfs.file_pieces(&mut kernel.frames, ino, position, count, false, zero_page)?;
-            let read = copy_pieces(&source, &pieces.prefix(count))?;
+            let read = copy_pieces(kernel, &source, &pieces.prefix(count))?;
             if offset.is_none() {
                 description.state.lock().offset = position + read;
             }
@@ -233,7 +310,7 @@ pub fn read_description(
                 let mut state = pipe.lock();
                 if state.len > 0 {
                     let source = state.readable(pieces.bytes);
-                    let read = copy_pieces(&source, &pieces.list)?;
+                    let read = copy_pieces(kernel, &source, &pieces.list)?;
                     state.consume(read);
                     return Ok(read);
                 }
@@ -259,10 +336,12 @@ pub fn write_description(
 ) -> SysResult {
     description.check_writable()?;
     match &description.kind {
-        FileKind::HostStdio(host) => pieces.call(Opcode::Write, [u64::from(*host), 0, 0, 0]),
+        FileKind::HostStdio(host) => {
+            pieces.call(kernel, Opcode::Write, [u64::from(*host), 0, 0, 0])
+        }
         FileKind::Host { handle, .. } => match offset {
-            None => pieces.call(Opcode::Write, [*handle, 0, 0, 0]),
-            Some(offset) => pieces.call(Opcode::Pwrite, [*handle, offset, 0, 0]),
+            None => pieces.call(kernel, Opcode::Write, [*handle, 0, 0, 0]),
+            Some(offset) => pieces.call(kernel, Opcode::Pwrite, [*handle, offset, 0, 0]),
         },
         FileKind::Tmpfs(ino) => {
             let ino = *ino;
@@ -291,7 +370,7 @@ pub fn write_description(
                 true,
                 zero_page,
             )?;
-            let written = copy_pieces(&pieces.list, &target)?;
+            let written = copy_pieces(kernel, &pieces.list, &target)?;
             let now = now(kernel);
             let inode = kernel.vfs.tmpfs.get_mut(ino);
             if let Body::File { size, .. } = &mut inode.body {
@@ -315,7 +394,7 @@ pub fn write_description(
                 let room = PIPE_CAPACITY - state.len;
                 if room > 0 {
                     let target = state.writable(pieces.bytes);
-                    let written = copy_pieces(&pieces.list, &target)?;
+                    let written = copy_pieces(kernel, &pieces.list, &target)?;
                     state.produce(written);
                     return Ok(written);
                 }
@@ -568,27 +647,30 @@ fn splice_files(
     mut out_offset: Option<&mut u64>,
     count: u64,
 ) -> SysResult {
-    if kernel.bounce_frames.is_empty() {
+    if kernel.bounce.is_empty() {
+        let mut frames = Vec::new();
         for _ in 0..BOUNCE_BYTES / PAGE_SIZE {
-            let frame = kernel.frames.allocate().ok_or(Errno::ENOMEM)?;
-            kernel.bounce_frames.push(frame);
+            frames.push(kernel.frames.allocate().ok_or(Errno::ENOMEM)?);
+        }
+        // Merged once (the frames are usually contiguous), so a round costs no per-page work.
+        for frame in frames {
+            push_merged(&mut kernel.bounce, frame, PAGE_SIZE);
         }
     }
+    let bounce = Pieces::from_list(kernel.bounce.clone());
     let mut done = 0;
     while done < count {
         let round = (count - done).min(BOUNCE_BYTES);
-        let list = bounce_list(&kernel.bounce_frames, round);
         let at = in_offset.as_deref().copied();
-        let read = read_description(kernel, input, &Pieces::from_list(list), at)?;
+        let read = read_description(kernel, input, &Pieces::from_list(bounce.prefix(round)), at)?;
         if read == 0 {
             break;
         }
         if let Some(offset) = in_offset.as_deref_mut() {
             *offset += read;
         }
-        let list = bounce_list(&kernel.bounce_frames, read);
         let at = out_offset.as_deref().copied();
-        let result = write_description(kernel, output, &Pieces::from_list(list), at);
+        let result = write_description(kernel, output, &Pieces::from_list(bounce.prefix(read)), at);
         let written = match check_broken_pipe(kernel, result) {
             Ok(written) => written,
             Err(errno) if done == 0 => return Err(errno),
@@ -603,20 +685,6 @@ fn splice_files(
         }
     }
     Ok(done)
-}
-
-fn bounce_list(frames: &[u64], bytes: u64) -> Vec<(u64, u64)> {
-    let mut list = Vec::new();
-    let mut left = bytes;
-    for &frame in frames {
-        if left == 0 {
-            break;
-        }
-        let take = left.min(PAGE_SIZE);
-        push_merged(&mut list, frame, take);
-        left -= take;
-    }
-    list
 }
 
 pub fn sendfile(kernel: &mut Kernel, out_fd: u64, in_fd: u64, offset_ptr: u64, count: u64) -> SysResult {
@@ -1038,5 +1106,5 @@ pub fn getrandom(kernel: &mut Kernel, buf: u64, len: u64, flags: u64) -> SysResu
     if !pieces.gather(kernel, buf, len, true, MAX_CHUNK) {
         return Err(Errno::EFAULT);
     }
-    pieces.call(Opcode::Random, [0; 4])
+    pieces.call(kernel, Opcode::Random, [0; 4])
 }
