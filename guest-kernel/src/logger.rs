@@ -1,6 +1,9 @@
-//! `log` for the guest: each record is formatted into a kernel buffer and posted on the ring
-//! (`Opcode::Log`); the VMM prints it with a `guest:` prefix. Posting costs no exit: the line
-//! goes out with the next doorbell. Also the panic handler, which reports through the ring.
+//! `log` for the guest: each record is formatted into a kernel buffer and sent on the ring
+//! (`Opcode::Log`); the VMM prints it with a `guest:` prefix. Each line costs one exit: the
+//! buffer is reused by the next record, so the host must have read it before that (a posted
+//! line would go out with the next doorbell, by when later records had overwritten it). Logs
+//! are rare (each unsupported syscall once, or debug levels). Also the panic handler, which
+//! reports through the ring.
 
 use core::fmt::Write;
 
@@ -48,7 +51,7 @@ impl log::Log for RingLogger {
         ring::try_with_ring(|ring| {
             let mut sg = ring.sg_list(1);
             sg.push(line.bytes.as_ptr() as u64 - KERNEL_VIRT_BASE, len as u64);
-            ring.post(Opcode::Log, [record.level() as u64, 0, 0, 0], Some(&sg));
+            ring.call(Opcode::Log, [record.level() as u64, 0, 0, 0], Some(&sg));
         });
     }
 

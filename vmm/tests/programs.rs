@@ -431,3 +431,36 @@ fn clock_reads_use_the_vdso_and_vsyscalls_are_emulated() {
         assert!(syscalls.contains("gettimeofday 1") && syscalls.contains("time 1"), "{syscalls}");
     }
 }
+
+/// Syscalls the kernel lacks return ENOSYS every time and are logged once each, by name
+/// (or by number when the number has no name), each line naming its own syscall even when
+/// several are logged between two doorbells.
+#[test]
+fn unsupported_syscalls_are_enosys_and_logged_once_by_name() {
+    let run = Program::new(image("unsupported")).flags(["--log-level", "info"]).sandboxed();
+    assert_code(&run, 0);
+    assert_eq!(
+        run.stdout_text(),
+        "socket: -1 ENOSYS\nshmget: -1 ENOSYS\nsocket again: -1 ENOSYS\nptrace: -1 ENOSYS\n\
+         number 1000: -1 ENOSYS\nshmget again: -1 ENOSYS\n",
+        "{}",
+        run.report()
+    );
+    let logged: Vec<String> = run
+        .stderr_text()
+        .lines()
+        .filter(|line| line.contains("syscall"))
+        .map(|line| line.split_once("guest: ").map_or(line, |(_, message)| message).to_owned())
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            "unsupported syscall socket (41): ENOSYS",
+            "unsupported syscall shmget (29): ENOSYS",
+            "unsupported syscall ptrace (101): ENOSYS",
+            "unknown syscall number 1000: ENOSYS",
+        ],
+        "{}",
+        run.report()
+    );
+}
