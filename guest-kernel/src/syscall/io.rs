@@ -1095,6 +1095,12 @@ pub fn poll(kernel: &mut Kernel, fds: u64, count: u64, timeout_ms: u64) -> SysRe
     Ok(ready)
 }
 
+/// `getrandom`: the host's `getrandom` fills the program's buffer in place, one request.
+///
+/// Deliberately not an in-guest CSPRNG: generating bytes is bulk work, and on PVM hosts
+/// ring 0 is interpreted (a ChaCha20 block is over a thousand instructions, ~0.5 ms there)
+/// while one ring round trip costs about one exit (~9 µs). RDRAND would also store into the
+/// program's pages from ring 0, which this kernel never does.
 pub fn getrandom(kernel: &mut Kernel, buf: u64, len: u64, flags: u64) -> SysResult {
     if flags & !0x7 != 0 {
         return Err(Errno::EINVAL);
