@@ -539,8 +539,21 @@ fn access_ftruncate_fsync_chmod_utimens() {
     // Chmod by path and by handle (args[2] = handle + 1).
     assert_eq!(h.path_op(Opcode::Chmod, [0, 0o600, 0, 0], "f"), 0);
     assert_eq!(fs::metadata(h.host("mount0/f")).unwrap().permissions().mode() & 0o7777, 0o600);
-    assert_eq!(h.send(Opcode::Chmod, [0, 0o4711, handle + 1, 0], &[]), 0);
-    assert_eq!(fs::metadata(h.host("mount0/f")).unwrap().permissions().mode() & 0o7777, 0o4711);
+    assert_eq!(h.send(Opcode::Chmod, [0, 0o1711, handle + 1, 0], &[]), 0);
+    assert_eq!(fs::metadata(h.host("mount0/f")).unwrap().permissions().mode() & 0o7777, 0o1711);
+    // Set-user-ID and set-group-ID never reach the host (its files are the VMM user's): by
+    // handle, by path, on a new file and on a new directory.
+    let mode_of = |path: PathBuf| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(h.send(Opcode::Chmod, [0, 0o4755, handle + 1, 0], &[]), 0);
+    assert_eq!(mode_of(h.host("mount0/f")), 0o755);
+    assert_eq!(h.path_op(Opcode::Chmod, [0, 0o6777, 0, 0], "f"), 0);
+    assert_eq!(mode_of(h.host("mount0/f")), 0o777);
+    let flags = u64::from((libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL).unsigned_abs());
+    let created = h.send_parts(Opcode::Open, [0, flags, 0o4755, 0], &[b"suid"], &[]);
+    assert!(created >= 0, "{created}");
+    assert_eq!(mode_of(h.host("mount0/suid")), 0o755);
+    assert_eq!(h.path_op(Opcode::Mkdir, [0, 0o2755, 0, 0], "sgid"), 0);
+    assert_eq!(mode_of(h.host("mount0/sgid")), 0o755);
 
     // Utimens by path with explicit times, UTIME_OMIT keeping one of them.
     let times: [i64; 4] = [1_000_000, 5, 2_000_000, 6];

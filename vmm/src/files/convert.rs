@@ -53,10 +53,18 @@ pub fn open_flags(guest: u64) -> Result<OFlags, Errno> {
     Ok(OFlags::from_bits_retain(bits.unsigned_abs()))
 }
 
-/// The creation mode `openat2` accepts: only with `O_CREAT`/`O_TMPFILE`, only permission bits.
+/// A mode the guest asks for (`open` with `O_CREAT`, `mkdir`, `chmod`) as the host applies
+/// it: permission and sticky bits only. Set-user-ID and set-group-ID are dropped: the host
+/// file belongs to the VMM's user (root, often), not to the guest's uid, so a set-user-ID bit
+/// would hand that user's identity to whoever runs the file on the host.
+pub fn host_mode(guest_mode: u64) -> Mode {
+    Mode::from_bits_truncate((guest_mode & 0o1777) as u32)
+}
+
+/// The creation mode `openat2` accepts: only with `O_CREAT`/`O_TMPFILE` (see [`host_mode`]).
 pub fn create_mode(flags: OFlags, guest_mode: u64) -> Mode {
     if flags.contains(OFlags::CREATE) || flags.contains(OFlags::TMPFILE) {
-        Mode::from_bits_truncate((guest_mode & 0o7777) as u32)
+        host_mode(guest_mode)
     } else {
         Mode::empty()
     }

@@ -13,7 +13,8 @@
 //! A request never panics the VMM: it gets `-errno`.
 //!
 //! Creation modes (`Open` with `O_CREAT`, `Mkdir`) are taken as final: the guest kernel has
-//! applied the program's umask. The host process's umask still applies on top; the CLI sets
+//! applied the program's umask. No mode the guest sets on the host (creating or `chmod`)
+//! keeps set-user-ID or set-group-ID: host files belong to the VMM's user, not the guest's. The host process's umask still applies on top; the CLI sets
 //! it to 0, an embedder may want to as well.
 
 mod convert;
@@ -400,8 +401,7 @@ impl FileService {
         if mount.read_only {
             return Err(exists_else(&parent, &name, Errno::EROFS));
         }
-        let mode = Mode::from_bits_truncate((mode & 0o7777) as u32);
-        rustix::fs::mkdirat(&parent, &name, mode)?;
+        rustix::fs::mkdirat(&parent, &name, convert::host_mode(mode))?;
         Ok(0)
     }
 
@@ -583,7 +583,7 @@ impl FileService {
         mode: u64,
         handle_plus_one: u64,
     ) -> Reply {
-        let mode = Mode::from_bits_truncate((mode & 0o7777) as u32);
+        let mode = convert::host_mode(mode);
         if handle_plus_one != 0 {
             let file = self.writable_file(handle_plus_one - 1)?;
             rustix::fs::fchmod(&file.fd, mode)?;
