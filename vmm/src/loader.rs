@@ -76,6 +76,43 @@ pub struct Program {
     segments: Vec<(u64, u64, u64, u64, u32)>,
 }
 
+/// Reads the image file at `path`, refusing anything that isn't a regular file of at most
+/// `limit` bytes (it could not fit in guest memory anyway). Opened without blocking and
+/// checked on the open file, so a FIFO with no writer, `/dev/zero` or a file swapped in
+/// after a check can't hang the VMM or fill its memory.
+pub fn read_image(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let unreadable = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::NotFound => Error::ImageNotFound { path: path.to_path_buf() },
+        _ => Error::ImageUnreadable { path: path.to_path_buf(), source },
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if meta.is_dir() {
+        return Err(not_executable(path, "is a directory"));
+    }
+    if !meta.is_file() {
+        return Err(not_executable(path, "is not a regular file (a device, FIFO or socket)"));
+    }
+    if meta.len() > limit {
+        let size = meta.len();
+        let reason = format!("is {size} bytes, more than the guest memory of {limit} bytes");
+        return Err(not_executable(path, reason + " (raise --memory)"));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    if bytes.len() as u64 > limit {
+        return Err(not_executable(path, "grew beyond the guest memory while being read"));
+    }
+    Ok(bytes)
+}
+
 fn not_executable(path: &Path, reason: impl Into<String>) -> Error {
     Error::ImageNotExecutable { path: path.to_path_buf(), reason: reason.into() }
 }

@@ -236,19 +236,11 @@ impl Sandbox {
     pub fn run(self) -> Result<RunOutcome> {
         let started = Instant::now();
         let config = self.config;
-        let deadline = config.timeout.map(|timeout| started + timeout);
+        // A timeout too long to represent as an instant is no deadline at all.
+        let deadline = config.timeout.and_then(|timeout| started.checked_add(timeout));
 
         // The image first: a missing or foreign file is the user's most likely mistake.
-        let bytes = std::fs::read(&config.image).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => Error::ImageNotFound { path: config.image.clone() },
-            _ => Error::ImageUnreadable { path: config.image.clone(), source },
-        })?;
-        if std::fs::metadata(&config.image).is_ok_and(|meta| meta.is_dir()) {
-            return Err(Error::ImageNotExecutable {
-                path: config.image.clone(),
-                reason: "is a directory".to_string(),
-            });
-        }
+        let bytes = loader::read_image(&config.image, config.memory)?;
         let program = Program::parse(&config.image, bytes)?;
 
         // The VM and its memory.

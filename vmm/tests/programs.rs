@@ -362,6 +362,36 @@ fn text_file_is_126() {
     assert_one_error_line(&run);
 }
 
+/// Images that aren't regular files are refused at once, before anything is read: a device
+/// that never ends, a FIFO nobody writes to (either would hang or fill the VMM), and a
+/// directory.
+#[test]
+fn devices_fifos_and_directories_are_126_at_once() {
+    let fifo = scratch_dir().join("image-fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let c_path = std::ffi::CString::new(fifo.to_str().expect("utf-8 path")).expect("no NUL");
+    // SAFETY: `c_path` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0, "mkfifo");
+    for path in [PathBuf::from("/dev/zero"), fifo, scratch_dir()] {
+        let started = std::time::Instant::now();
+        let run = Program::new(&path).flags(["--timeout", "10s"]).sandboxed();
+        assert_code(&run, 126);
+        let line = assert_one_error_line(&run);
+        assert!(line.contains(&path.display().to_string()), "no path in: {line}");
+        assert!(started.elapsed().as_secs() < 5, "{} took {:?}", path.display(), started.elapsed());
+    }
+}
+
+/// A timeout too long to add to the clock means no timeout, not a crash.
+#[test]
+fn an_endless_timeout_is_no_timeout() {
+    let run = Program::new(image("hello-musl"))
+        .flags(["--timeout", "9223372036854775807s"])
+        .sandboxed();
+    assert_code(&run, 0);
+    assert_eq!(run.stdout_text(), "hello, world\n", "{}", run.report());
+}
+
 #[test]
 fn dynamic_elf_is_126() {
     let path = PathBuf::from("/bin/true");
