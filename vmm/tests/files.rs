@@ -511,3 +511,23 @@ fn only_granted_directories_are_visible() {
     assert_code(&run, 1);
     assert_eq!(run.stdout_text(), "", "{}", run.report());
 }
+
+/// Writing one byte far beyond a /tmp file's end never panics the guest kernel: within the
+/// tmpfs size limit it works, past it the write is `EFBIG` (by default) or `ENOSPC` (when the
+/// limit is larger than the kernel can index), and the file is unharmed either way.
+#[test]
+fn sparse_writes_far_into_tmp_fail_cleanly() {
+    let expected_default = "pwrite at 1048576: 1 ok, size 1048577\n\
+        pwrite at 2147483648: -1 File too large, size 1048577\n\
+        pwrite at 1125899906842624: -1 File too large, size 1048577\n\
+        read back at 1 MiB: 1 'x'\n";
+    let run = Program::new(image("tmpfs-sparse")).sandboxed();
+    assert_code(&run, 0);
+    assert_eq!(run.stdout_text(), expected_default, "{}", run.report());
+
+    let big = Program::new(image("tmpfs-sparse")).flags(["--memory", "16G"]).sandboxed();
+    assert_code(&big, 0);
+    let text = big.stdout_text();
+    assert!(text.starts_with("pwrite at 1048576: 1 ok"), "{}", big.report());
+    assert!(text.ends_with("read back at 1 MiB: 1 'x'\n"), "{}", big.report());
+}

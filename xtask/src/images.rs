@@ -48,6 +48,7 @@ const C_IMAGES: &[CImage] = &[
     c("abuse", "abuse.c", Toolchain::MuslStatic),
     c("eat-memory", "eat-memory.c", Toolchain::MuslStatic),
     c("unsupported", "unsupported.c", Toolchain::MuslStatic),
+    c("tmpfs-sparse", "tmpfs-sparse.c", Toolchain::MuslStatic),
 ];
 
 const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CImage {

@@ -346,6 +346,10 @@ impl Tmpfs {
     /// Guest-physical pieces holding bytes `[offset, offset + len)` of file `ino`. With
     /// `allocate`, holes get fresh frames (`ENOSPC` past the size limit); without, holes read
     /// through `zero_page`.
+    ///
+    /// A file holds at most `--tmpfs-size` bytes of offsets, holes included: a write from
+    /// there is `EFBIG`, one across it is cut short. Linux's tmpfs allows sparse files far
+    /// larger; here the page list is dense, and kernel heap it can't get is `ENOSPC`.
     pub fn file_pieces(
         &mut self,
         frames: &mut FrameAllocator,
@@ -357,6 +361,15 @@ impl Tmpfs {
     ) -> Result<Vec<(u64, u64)>, Errno> {
         let limit = self.limit_pages;
         let mut used = self.used_pages;
+        let max_bytes = limit * PAGE_SIZE;
+        let len = if allocate {
+            if offset >= max_bytes && len > 0 {
+                return Err(if max_bytes == 0 { Errno::ENOSPC } else { Errno::EFBIG });
+            }
+            len.min(max_bytes.saturating_sub(offset))
+        } else {
+            len
+        };
         let Body::File { pages, .. } = &mut self.get_mut(ino).body else {
             return Err(Errno::EINVAL);
         };
@@ -368,6 +381,7 @@ impl Tmpfs {
             let in_page = at % PAGE_SIZE;
             let chunk = (PAGE_SIZE - in_page).min(end - at);
             if allocate && pages.len() <= index {
+                pages.try_reserve(index + 1 - pages.len()).map_err(|_| Errno::ENOSPC)?;
                 pages.resize(index + 1, 0);
             }
             let mut page = pages.get(index).copied().unwrap_or(0);
