@@ -174,6 +174,8 @@ pub struct SignalStack {
 pub struct SignalState {
     pub actions: [SigAction; 64],
     pub blocked: u64,
+    /// Signals the program sent itself while they were blocked, taken when unblocked.
+    pub pending: u64,
     pub alternate_stack: SignalStack,
 }
 
@@ -217,10 +219,15 @@ pub fn default_rlimits() -> [(u64, u64); 16] {
 
 impl SignalState {
     pub fn new() -> Self {
-        Self { actions: [SigAction::default(); 64], blocked: 0, alternate_stack: SignalStack {
-            flags: 2, // SS_DISABLE
-            ..SignalStack::default()
-        } }
+        Self {
+            actions: [SigAction::default(); 64],
+            blocked: 0,
+            pending: 0,
+            alternate_stack: SignalStack {
+                flags: 2, // SS_DISABLE
+                ..SignalStack::default()
+            },
+        }
     }
 }
 

@@ -49,6 +49,8 @@ const C_IMAGES: &[CImage] = &[
     c("eat-memory", "eat-memory.c", Toolchain::MuslStatic),
     c("unsupported", "unsupported.c", Toolchain::MuslStatic),
     c("tmpfs-sparse", "tmpfs-sparse.c", Toolchain::MuslStatic),
+    c("raise-musl", "raise.c", Toolchain::MuslStatic),
+    c("raise-glibc", "raise.c", Toolchain::GlibcStatic),
 ];
 
 const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CImage {

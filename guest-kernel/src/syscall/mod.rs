@@ -161,6 +161,9 @@ fn call(kernel: &mut Kernel, number: u64, args: Args) -> SysResult {
         110 => Ok(0), // getppid: the sandbox has no parent the program can see.
         118 | 120 => process::getresid(kernel, a[0], a[1], a[2], number == 118),
         131 => signal::sigaltstack(kernel, a[0], a[1]),
+        62 => signal::kill(kernel, a[0], a[1]),
+        200 => signal::tkill(kernel, a[0], a[1]),
+        234 => signal::tgkill(kernel, a[0], a[1], a[2]),
         158 => process::arch_prctl(kernel, a[0], a[1]),
         186 => Ok(crate::process::PID), // gettid: the only thread is the main one.
         201 => time::time(kernel, a[0]),

@@ -1,0 +1,34 @@
+/* Signals a program sends itself, chosen by argv[1]: "abort", "usr1", "kill0" (signal 0 to
+ * itself: prints the result), "ignored" (SIGUSR1 with SIG_IGN, then exits 3), "child"
+ * (SIGCHLD, ignored by default, then exits 4), "other" (kill of another pid: prints it). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    const char *what = argc > 1 ? argv[1] : "";
+    if (!strcmp(what, "abort")) {
+        abort();
+    } else if (!strcmp(what, "usr1")) {
+        raise(SIGUSR1);
+    } else if (!strcmp(what, "kill0")) {
+        int result = kill(getpid(), 0);
+        printf("kill(self, 0): %d\n", result);
+        return 0;
+    } else if (!strcmp(what, "ignored")) {
+        signal(SIGUSR1, SIG_IGN);
+        raise(SIGUSR1);
+        return 3;
+    } else if (!strcmp(what, "child")) {
+        raise(SIGCHLD);
+        return 4;
+    } else if (!strcmp(what, "other")) {
+        int result = kill(getpid() + 12345, SIGTERM);
+        printf("kill(other, SIGTERM): %d %s\n", result, strerror(errno));
+        return 0;
+    }
+    return 99;
+}
