@@ -533,26 +533,50 @@ fn vectored(
         description.check_readable()?;
     }
     let iovecs = read_iovecs(kernel, iov, count)?;
-    let mut pieces = Pieces::new();
-    for iovec in &iovecs {
-        if pieces.bytes == MAX_CHUNK || pieces.list.len() == MAX_PIECES {
-            break;
-        }
-        if !pieces.gather(kernel, iovec.base, iovec.len, !write, MAX_CHUNK) {
-            if pieces.bytes == 0 {
-                return Err(Errno::EFAULT);
+
+    // One request carries at most MAX_PIECES ranges and MAX_CHUNK bytes. A write goes on in
+    // further requests until everything is written (as Linux writes all 1024 iovecs); a read
+    // stops after the first, which may be short, so it never waits for more than it needs.
+    let mut done = 0;
+    let mut next = 0;
+    let mut skip = 0;
+    loop {
+        let mut pieces = Pieces::new();
+        let mut inaccessible = false;
+        while next < iovecs.len() && pieces.bytes < MAX_CHUNK && pieces.list.len() < MAX_PIECES {
+            let iovec = iovecs[next];
+            let before = pieces.bytes;
+            let (base, len) = (iovec.base + skip, iovec.len - skip);
+            let whole = pieces.gather(kernel, base, len, !write, MAX_CHUNK);
+            skip += pieces.bytes - before;
+            if skip == iovec.len {
+                next += 1;
+                skip = 0;
             }
-            break;
+            if !whole {
+                inaccessible = true;
+                break;
+            }
         }
-    }
-    if pieces.bytes == 0 {
-        return Ok(0);
-    }
-    if write {
-        let result = write_description(kernel, &description, &pieces, offset);
-        check_broken_pipe(kernel, result)
-    } else {
-        read_description(kernel, &description, &pieces, offset)
+        if pieces.bytes == 0 {
+            return if inaccessible && done == 0 { Err(Errno::EFAULT) } else { Ok(done) };
+        }
+        let at = offset.map(|o| o + done);
+        let result = if write {
+            let result = write_description(kernel, &description, &pieces, at);
+            check_broken_pipe(kernel, result)
+        } else {
+            read_description(kernel, &description, &pieces, at)
+        };
+        let moved = match result {
+            Ok(moved) => moved,
+            Err(errno) if done == 0 => return Err(errno),
+            Err(_) => return Ok(done),
+        };
+        done += moved;
+        if !write || moved < pieces.bytes || inaccessible || next == iovecs.len() {
+            return Ok(done);
+        }
     }
 }
 
