@@ -523,3 +523,13 @@ fn writev_of_every_iovec_linux_allows() {
     assert_eq!(sandboxed.stdout.len(), 1024);
     assert_eq!(sandboxed.stderr_text(), "writev: 1024, readv: 5\n", "{}", sandboxed.report());
 }
+
+/// Neighbouring anonymous mappings (which the kernel merges, as Linux does) keep every
+/// page's contents and protection through mprotect, munmap and mremap across them.
+#[test]
+fn merged_mappings_behave_like_linux() {
+    let program = Program::new(image("mmap-merge"));
+    let native = program.native();
+    assert_code(&native, 0);
+    assert_same(&program.sandboxed(), &native);
+}

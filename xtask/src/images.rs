@@ -52,6 +52,7 @@ const C_IMAGES: &[CImage] = &[
     c("raise-musl", "raise.c", Toolchain::MuslStatic),
     c("raise-glibc", "raise.c", Toolchain::GlibcStatic),
     c("writev-many", "writev-many.c", Toolchain::MuslStatic),
+    c("mmap-merge", "mmap-merge.c", Toolchain::MuslStatic),
 ];
 
 const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CImage {

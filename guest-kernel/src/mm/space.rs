@@ -60,11 +60,26 @@ pub enum FaultError {
 
 pub struct AddressSpace {
     pub tables: PageTables,
+    /// Sorted, non-overlapping, neighbours merged where Linux would merge them. A sorted
+    /// `Vec`: an insert or removal moves every entry after it, which stays cheap only while
+    /// merging keeps the list short; thousands of distinct mappings (alternating
+    /// protections) would want a B-tree here.
     vmas: Vec<Vma>,
     pub brk_start: u64,
     pub brk: u64,
     mmap_top: u64,
     stack_limit: u64,
+}
+
+/// Whether `a`, followed by `b`, may be one VMA: plain private anonymous memory with the
+/// same protection, end to end (as Linux merges such neighbours).
+fn mergeable(a: &Vma, b: &Vma) -> bool {
+    a.end == b.start
+        && a.kind == VmaKind::Anonymous
+        && b.kind == VmaKind::Anonymous
+        && a.prot == b.prot
+        && !a.shared
+        && !b.shared
 }
 
 pub fn prot_allows(prot: u32, access: Access) -> bool {
@@ -93,10 +108,38 @@ impl AddressSpace {
         self.vmas.get(index).is_some_and(|vma| vma.start < end)
     }
 
-    /// Adds a VMA over a range that holds none.
+    /// Adds a VMA over a range that holds none, merged with a neighbour it continues.
+    ///
+    /// Merging keeps the list short, as Linux keeps its own: a program's `mmap`s land next to
+    /// each other, and every list operation here is linear (an insert moves the entries after
+    /// it, at about a microsecond per word moved in interpreted ring 0 on PVM hosts).
     pub fn insert(&mut self, vma: Vma) {
         let index = self.vmas.partition_point(|existing| existing.end <= vma.start);
-        self.vmas.insert(index, vma);
+        let joins_previous = index > 0 && mergeable(&self.vmas[index - 1], &vma);
+        let joins_next = self.vmas.get(index).is_some_and(|next| mergeable(&vma, next));
+        match (joins_previous, joins_next) {
+            (true, true) => {
+                self.vmas[index - 1].end = self.vmas[index].end;
+                self.vmas.remove(index);
+            }
+            (true, false) => self.vmas[index - 1].end = vma.end,
+            (false, true) => self.vmas[index].start = vma.start,
+            (false, false) => self.vmas.insert(index, vma),
+        }
+    }
+
+    /// Merges the neighbouring VMAs from the one that ends at or holds `start` through
+    /// those that begin by `end`, where they may be one (after `mprotect` changed them).
+    fn merge_range(&mut self, start: u64, end: u64) {
+        let mut index = self.vmas.partition_point(|vma| vma.end < start);
+        while index + 1 < self.vmas.len() && self.vmas[index].start <= end {
+            if mergeable(&self.vmas[index], &self.vmas[index + 1]) {
+                self.vmas[index].end = self.vmas[index + 1].end;
+                self.vmas.remove(index + 1);
+            } else {
+                index += 1;
+            }
+        }
     }
 
     /// Maps frames the VMM filled (the program image, the stack top, the vDSO) as a VMA.
@@ -217,6 +260,7 @@ impl AddressSpace {
         for vma in self.vmas.iter_mut().filter(|vma| vma.start >= start && vma.end <= end) {
             vma.prot = prot;
         }
+        self.merge_range(start, end);
         let flags = user_leaf_flags(prot);
         let changed = self.tables.for_each_mapped(start, end, |_, entry| {
             // PROT_NONE keeps the frame but drops the present bit; the VMA keeps the rest.

@@ -149,13 +149,15 @@ fn send_to_self(kernel: &mut Kernel, signal: u64) -> SysResult {
     Ok(0)
 }
 
-/// Takes the pending signals the mask no longer blocks, lowest first.
+/// Takes the pending signals the mask no longer blocks, lowest first. (A loop over the bits,
+/// not `trailing_zeros`, which compiles to `tzcnt`: the fatal-instruction scan refuses it.)
 fn take_unblocked(kernel: &mut Kernel) {
-    while kernel.signals.pending & !kernel.signals.blocked != 0 {
-        let ready = kernel.signals.pending & !kernel.signals.blocked;
-        let signal = u64::from(ready.trailing_zeros()) + 1;
-        kernel.signals.pending &= !(1 << (signal - 1));
-        take(kernel, signal);
+    for signal in 1..=64 {
+        let bit = 1u64 << (signal - 1);
+        if kernel.signals.pending & !kernel.signals.blocked & bit != 0 {
+            kernel.signals.pending &= !bit;
+            take(kernel, signal);
+        }
     }
 }
 
