@@ -533,3 +533,16 @@ fn merged_mappings_behave_like_linux() {
     assert_code(&native, 0);
     assert_same(&program.sandboxed(), &native);
 }
+
+/// select, pselect6 and ppoll answer as on Linux (musl and glibc call them differently).
+#[test]
+fn select_pselect_and_ppoll_match_native() {
+    for name in ["select-musl", "select-glibc"] {
+        let program = Program::new(image(name)).stdin(&b"a line\n"[..]);
+        let native = program.native();
+        assert_code(&native, 0);
+        let sandboxed = program.sandboxed();
+        assert_same(&sandboxed, &native);
+        assert!(sandboxed.stdout_text().contains("waited 0.2 s: yes"), "{}", sandboxed.report());
+    }
+}

@@ -53,6 +53,8 @@ const C_IMAGES: &[CImage] = &[
     c("raise-glibc", "raise.c", Toolchain::GlibcStatic),
     c("writev-many", "writev-many.c", Toolchain::MuslStatic),
     c("mmap-merge", "mmap-merge.c", Toolchain::MuslStatic),
+    c("select-musl", "select.c", Toolchain::MuslStatic),
+    c("select-glibc", "select.c", Toolchain::GlibcStatic),
 ];
 
 const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CImage {

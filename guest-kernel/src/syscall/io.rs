@@ -1047,12 +1047,38 @@ fn local_readiness(kernel: &Kernel, description: &Description, events: i16) -> i
 }
 
 pub fn poll(kernel: &mut Kernel, fds: u64, count: u64, timeout_ms: u64) -> SysResult {
+    poll_user(kernel, fds, count, i64::from(timeout_ms as i32))
+}
+
+/// `ppoll`: `poll` with a `timespec` (NULL: wait for ever). The signal mask it would hold
+/// during the wait is not applied: handlers are not run, so no signal can interrupt it.
+pub fn ppoll(kernel: &mut Kernel, fds: u64, count: u64, timeout: u64) -> SysResult {
+    let timeout_ms = match timeout {
+        0 => -1,
+        at => timeout_ms(crate::syscall::time::timespec_ns(kernel, at)?),
+    };
+    poll_user(kernel, fds, count, timeout_ms)
+}
+
+/// A wait of `ns` in poll's milliseconds, rounded up so it is never shorter.
+fn timeout_ms(ns: u64) -> i64 {
+    i64::try_from(ns.div_ceil(1_000_000)).unwrap_or(i64::MAX).min(i64::from(i32::MAX))
+}
+
+fn poll_user(kernel: &mut Kernel, fds: u64, count: u64, timeout_ms: i64) -> SysResult {
     if count > kernel.rlimits[7].0 {
         return Err(Errno::EINVAL);
     }
     let mut entries = alloc::vec![PollFd::default(); count as usize];
     kernel.space.copy_from_user(&mut kernel.frames, fds, entries.as_mut_slice().as_mut_bytes())?;
+    let ready = poll_entries(kernel, &mut entries, timeout_ms)?;
+    kernel.space.copy_to_user(&mut kernel.frames, fds, entries.as_slice().as_bytes())?;
+    Ok(ready)
+}
 
+/// Fills in `revents` of `entries` and returns how many have any, waiting up to
+/// `timeout_ms` (negative: for ever) while none has.
+fn poll_entries(kernel: &mut Kernel, entries: &mut [PollFd], timeout_ms: i64) -> SysResult {
     let mut ready = 0u64;
     let mut forwarded: Vec<(usize, PollFd)> = Vec::new();
     for (index, entry) in entries.iter_mut().enumerate() {
@@ -1079,9 +1105,9 @@ pub fn poll(kernel: &mut Kernel, fds: u64, count: u64, timeout_ms: u64) -> SysRe
         }
     }
 
-    let timeout = timeout_ms as i32;
+    let timeout = timeout_ms;
     if !forwarded.is_empty() && forwarded.len() <= MAX_HOST_POLLFDS {
-        let timeout = if ready > 0 { 0 } else { i64::from(timeout) };
+        let timeout = if ready > 0 { 0 } else { timeout };
         let scratch = kernel.scratch_gpa;
         let host_entries: Vec<PollFd> = forwarded.iter().map(|(_, entry)| *entry).collect();
         // SAFETY: the scratch frame is kernel-owned and large enough (MAX_HOST_POLLFDS).
@@ -1114,8 +1140,97 @@ pub fn poll(kernel: &mut Kernel, fds: u64, count: u64, timeout_ms: u64) -> SysRe
         };
         kernel.clock.sleep_until(deadline);
     }
+    Ok(ready)
+}
 
-    kernel.space.copy_to_user(&mut kernel.frames, fds, entries.as_slice().as_bytes())?;
+/// `select`: the fd sets become poll entries (read: POLLIN, write: POLLOUT, except: POLLPRI)
+/// and back. `timeout` is a `timeval` (NULL: for ever); it is not updated with the time
+/// left, which Linux does and POSIX leaves open.
+pub fn select(kernel: &mut Kernel, nfds: u64, sets: [u64; 3], timeout: u64) -> SysResult {
+    let timeout_ms = match timeout {
+        0 => -1,
+        at => {
+            let [seconds, micros]: [i64; 2] = kernel.space.read_user(&mut kernel.frames, at)?;
+            if seconds < 0 || !(0..1_000_000).contains(&micros) {
+                return Err(Errno::EINVAL);
+            }
+            timeout_ms((seconds as u64).saturating_mul(1_000_000_000) + micros as u64 * 1000)
+        }
+    };
+    select_sets(kernel, nfds, sets, timeout_ms)
+}
+
+/// `pselect6`: `select` with a `timespec`; the signal mask is not applied (see `ppoll`).
+pub fn pselect6(kernel: &mut Kernel, nfds: u64, sets: [u64; 3], timeout: u64) -> SysResult {
+    let timeout_ms = match timeout {
+        0 => -1,
+        at => timeout_ms(crate::syscall::time::timespec_ns(kernel, at)?),
+    };
+    select_sets(kernel, nfds, sets, timeout_ms)
+}
+
+const POLLPRI: i16 = 0x2;
+
+fn select_sets(kernel: &mut Kernel, nfds: u64, sets: [u64; 3], timeout_ms: i64) -> SysResult {
+    if nfds > kernel.rlimits[7].0 || nfds > i32::MAX as u64 {
+        return Err(Errno::EINVAL);
+    }
+    let words = nfds.div_ceil(64) as usize;
+    let mut bits = [Vec::new(), Vec::new(), Vec::new()];
+    for (set, &address) in bits.iter_mut().zip(&sets) {
+        *set = alloc::vec![0u64; words];
+        if address != 0 {
+            let bytes = set.as_mut_slice().as_mut_bytes();
+            kernel.space.copy_from_user(&mut kernel.frames, address, bytes)?;
+        }
+        // Bits past nfds are not the program's question.
+        if nfds % 64 != 0 {
+            if let Some(last) = set.last_mut() {
+                *last &= (1u64 << (nfds % 64)) - 1;
+            }
+        }
+    }
+
+    let mut entries = Vec::new();
+    for fd in 0..nfds {
+        let (word, bit) = ((fd / 64) as usize, 1u64 << (fd % 64));
+        let [read, write, except] = [0, 1, 2].map(|set| bits[set][word] & bit != 0);
+        if !(read || write || except) {
+            continue;
+        }
+        if kernel.files.get(fd).is_err() {
+            return Err(Errno::EBADF);
+        }
+        let events = (if read { POLLIN } else { 0 })
+            | (if write { POLLOUT } else { 0 })
+            | (if except { POLLPRI } else { 0 });
+        entries.push(PollFd { fd: fd as i32, events, revents: 0 });
+    }
+    poll_entries(kernel, &mut entries, timeout_ms)?;
+
+    for set in &mut bits {
+        set.fill(0);
+    }
+    let mut ready = 0;
+    for entry in &entries {
+        let (word, bit) = ((entry.fd / 64) as usize, 1u64 << (entry.fd % 64));
+        let answers = [
+            entry.events & POLLIN != 0 && entry.revents & (POLLIN | POLLHUP | POLLERR) != 0,
+            entry.events & POLLOUT != 0 && entry.revents & (POLLOUT | POLLERR) != 0,
+            entry.events & POLLPRI != 0 && entry.revents & POLLPRI != 0,
+        ];
+        for (set, answer) in bits.iter_mut().zip(answers) {
+            if answer {
+                set[word] |= bit;
+                ready += 1;
+            }
+        }
+    }
+    for (set, &address) in bits.iter().zip(&sets) {
+        if address != 0 {
+            kernel.space.copy_to_user(&mut kernel.frames, address, set.as_slice().as_bytes())?;
+        }
+    }
     Ok(ready)
 }
 

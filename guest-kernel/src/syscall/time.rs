@@ -47,6 +47,12 @@ impl Timespec {
     }
 }
 
+/// A program's `timespec` at `address` in nanoseconds (EINVAL if negative or unnormalised).
+pub fn timespec_ns(kernel: &mut Kernel, address: u64) -> Result<u64, Errno> {
+    let value: Timespec = kernel.space.read_user(&mut kernel.frames, address)?;
+    value.to_ns()
+}
+
 /// The clock's reading in ns, or EINVAL for an unknown clock.
 fn read_clock(kernel: &Kernel, clock: u64) -> Result<u64, Errno> {
     match clock {
