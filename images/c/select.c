@@ -18,11 +18,17 @@ static double seconds_since(const struct timespec *start) {
 int main(void) {
     fd_set readable, writable;
     FD_ZERO(&readable);
+    FD_SET(0, &readable);
+    struct timeval five_seconds = {5, 0};
+    int n = select(1, &readable, NULL, NULL, &five_seconds);
+    printf("waiting for stdin: %d\n", n);
+
+    FD_ZERO(&readable);
     FD_ZERO(&writable);
     FD_SET(0, &readable);
     FD_SET(1, &writable);
     struct timeval one_second = {1, 0};
-    int n = select(2, &readable, &writable, NULL, &one_second);
+    n = select(2, &readable, &writable, NULL, &one_second);
     printf("stdin and stdout: %d, stdin %d, stdout %d\n", n, FD_ISSET(0, &readable),
            FD_ISSET(1, &writable));
 

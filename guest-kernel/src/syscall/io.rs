@@ -20,6 +20,7 @@ use crate::fs::tmpfs::{Body, Device, Time};
 use crate::mm::phys_to_virt;
 use crate::mm::space::Access;
 use crate::process::{Description, FdEntry, FileKind, Kernel, O_PATH};
+use crate::syscall::piece_list::PieceList;
 use crate::ring;
 
 /// Most bytes one request moves for the program (what one read returns at most).
@@ -40,7 +41,7 @@ const FD_CLOEXEC: u64 = 1;
 /// addresses (`SG_USER_VIRTUAL`; the host walks the page tables, so ring 0 does no per-page
 /// work), or the kernel's own frames as guest-physical ranges.
 pub struct Pieces {
-    pub list: Vec<(u64, u64)>,
+    pub list: PieceList,
     pub bytes: u64,
     /// The host writes into these pieces (a read from a file into them).
     pub host_writes: bool,
@@ -48,13 +49,13 @@ pub struct Pieces {
 
 impl Pieces {
     pub fn new() -> Self {
-        Self { list: Vec::new(), bytes: 0, host_writes: false }
+        Self { list: PieceList::new(), bytes: 0, host_writes: false }
     }
 
     /// Kernel frames (GPAs).
     pub fn from_list(list: Vec<(u64, u64)>) -> Self {
         let bytes = list.iter().map(|p| p.1).sum();
-        Self { list, bytes, host_writes: false }
+        Self { list: PieceList::from_vec(list), bytes, host_writes: false }
     }
 
     /// Adds user range `[virt, virt + len)`, cut at `limit` bytes in total, as far as the
@@ -89,7 +90,7 @@ impl Pieces {
     pub fn prefix(&self, bytes: u64) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         let mut left = bytes;
-        for &(gpa, len) in &self.list {
+        for &(gpa, len) in self.list.iter() {
             if left == 0 {
                 break;
             }
@@ -170,8 +171,8 @@ pub fn copy_pieces(
     from: &[(u64, u64)],
     to: &[(u64, u64)],
 ) -> Result<u64, Errno> {
-    let mut sources: Vec<(u64, u64)> = Vec::new();
-    let mut targets: Vec<(u64, u64)> = Vec::new();
+    let mut sources = PieceList::new();
+    let mut targets = PieceList::new();
     let mut copied = 0;
     let (mut i, mut i_done, mut j, mut j_done) = (0, 0, 0, 0);
     while i < from.len() && j < to.len() {
@@ -200,7 +201,7 @@ pub fn copy_pieces(
     Ok(copied)
 }
 
-fn push_merged(list: &mut Vec<(u64, u64)>, gpa: u64, len: u64) {
+fn push_merged(list: &mut PieceList, gpa: u64, len: u64) {
     match list.last_mut() {
         Some(last) if last.0 + last.1 == gpa => last.1 += len,
         _ => list.push((gpa, len)),
@@ -677,9 +678,11 @@ fn splice_files(
             frames.push(kernel.frames.allocate().ok_or(Errno::ENOMEM)?);
         }
         // Merged once (the frames are usually contiguous), so a round costs no per-page work.
+        let mut merged = PieceList::new();
         for frame in frames {
-            push_merged(&mut kernel.bounce, frame, PAGE_SIZE);
+            push_merged(&mut merged, frame, PAGE_SIZE);
         }
+        kernel.bounce = merged.to_vec();
     }
     let bounce = Pieces::from_list(kernel.bounce.clone());
     let mut done = 0;

@@ -9,6 +9,7 @@
 mod fs;
 mod io;
 mod memory;
+mod piece_list;
 mod process;
 mod signal;
 mod time;
