@@ -47,6 +47,9 @@ const C_IMAGES: &[CImage] = &[
     c("fs-syscalls", "fs-syscalls.c", Toolchain::MuslStatic),
     c("abuse", "abuse.c", Toolchain::MuslStatic),
     c("eat-memory", "eat-memory.c", Toolchain::MuslStatic),
+    c("bench-syscalls", "bench-syscalls.c", Toolchain::MuslStatic),
+    c("hello-big", "hello-big.c", Toolchain::MuslStatic),
+    c("peak-rss", "peak-rss.c", Toolchain::MuslStatic),
 ];
 
 const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CImage {
