@@ -168,7 +168,9 @@ fn main() -> Result<()> {
     if let Err(error) = chart::write_png(&bench.figures, &chart) {
         eprintln!("litebox-bench: no chart: {error:#}");
     }
-    println!("{heading}\n\n{table}");
+    // The reasons a figure is missing belong next to the table, not only in report.md.
+    let reasons = details.find("\nNot measurable:").map_or("", |at| &details[at..]);
+    println!("{heading}\n\n{table}{reasons}");
     eprintln!(
         "litebox-bench: done in {:.0} s; report.md, report.json and ratios.png in {}",
         started.elapsed().as_secs_f64(),

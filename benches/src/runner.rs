@@ -105,6 +105,11 @@ impl Runners {
                 let mut command = Command::new("bwrap");
                 command.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
                 command.args(["--tmpfs", "/tmp"]);
+                // The program's directory and the data directory stay visible even when they
+                // are under /tmp (a clone in a temporary directory).
+                if let Some(dir) = work.image.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    command.arg("--ro-bind").arg(dir).arg(dir);
+                }
                 command
                     .arg("--bind")
                     .arg(&self.data_dir)
