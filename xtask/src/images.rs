@@ -55,6 +55,9 @@ const C_IMAGES: &[CImage] = &[
     c("mmap-merge", "mmap-merge.c", Toolchain::MuslStatic),
     c("select-musl", "select.c", Toolchain::MuslStatic),
     c("select-glibc", "select.c", Toolchain::GlibcStatic),
+    c("bench-syscalls", "bench-syscalls.c", Toolchain::MuslStatic),
+    c("hello-big", "hello-big.c", Toolchain::MuslStatic),
+    c("peak-rss", "peak-rss.c", Toolchain::MuslStatic),
 ];
 
 const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CImage {

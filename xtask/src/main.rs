@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's chores that cargo alone can't do. It installs the host tools
 //! the tests need (`setup`), builds the test programs the integration tests run in the sandbox
 //! (`images`), and runs the test suite locally (`test`) or as CI does (`ci`, which insists on a
-//! usable `/dev/kvm`). `run` starts the sandbox itself for the README's demo.
+//! usable `/dev/kvm` and ends with a quick benchmark run). `run` starts the sandbox itself for
+//! the README's demo; `bench` runs the benchmark suite (`benches/`).
 //!
 //! It only ever touches the host through the commands it names (apt-get, rustup, the C
 //! compilers, cargo) and writes nothing outside `<workspace>/target/`.
@@ -32,7 +33,8 @@ enum Task {
     /// Install the host packages the tests need (musl-tools, busybox-static, gcc, binutils)
     /// when something is missing, and the Rust targets.
     Setup {
-        /// Also install the benchmarks' comparison tools (bubblewrap, qemu-user, hyperfine).
+        /// Also install the benchmarks' comparison tools (bubblewrap, qemu-user, hyperfine) and
+        /// the chart's font.
         #[arg(long)]
         bench: bool,
     },
@@ -44,9 +46,20 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// What CI runs: fails unless /dev/kvm is usable, then does what `test` does.
+    /// What CI runs: fails unless /dev/kvm is usable, does what `test` does, then `bench
+    /// --quick` to prove the benchmark harness still works.
     Ci {
         /// Passed on to `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// `setup --bench`, `images`, build litebox-vmm and the harness, then run the benchmarks;
+    /// the report goes to target/bench-report/.
+    Bench {
+        /// Few runs and small files, to prove the harness works (about a minute).
+        #[arg(long)]
+        quick: bool,
+        /// Passed on to `litebox-bench` (e.g. `--file-mib 64`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
@@ -84,8 +97,14 @@ fn dispatch(task: Task) -> Result<i32> {
         Task::Test { args } => test(&root, &args),
         Task::Ci { args } => {
             check_kvm()?;
-            test(&root, &args)
+            let code = test(&root, &args)?;
+            if code != 0 {
+                return Ok(code);
+            }
+            // Proves the benchmark harness still runs end to end; its figures are not checked.
+            bench(&root, true, &[])
         }
+        Task::Bench { quick, args } => bench(&root, quick, &args),
         Task::Run { args } => {
             setup::run(&root, false)?;
             let mut command = cargo(&root);
@@ -105,6 +124,30 @@ fn test(root: &Path, args: &[OsString]) -> Result<i32> {
     command
         .args(["test", "--release", "--workspace"])
         .args(args);
+    run_status(&mut command)
+}
+
+/// Builds what the benchmarks run and runs `litebox-bench` in the workspace root.
+fn bench(root: &Path, quick: bool, args: &[OsString]) -> Result<i32> {
+    setup::run(root, true)?;
+    images::build_all(root)?;
+    let mut build = cargo(root);
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "litebox-vmm",
+        "-p",
+        "litebox-benches",
+    ]);
+    run_checked(&mut build)?;
+
+    let mut command = Command::new(root.join("target/release/litebox-bench"));
+    command.arg("--root").arg(root).current_dir(root);
+    if quick {
+        command.arg("--quick");
+    }
+    command.args(args);
     run_status(&mut command)
 }
 
@@ -195,6 +238,16 @@ mod tests {
             panic!("not the run task");
         };
         assert_eq!(args, ["--image", "p", "--", "-a", "b"]);
+    }
+
+    #[test]
+    fn bench_takes_quick_and_passes_the_rest_on() {
+        let cli = Cli::parse_from(["xtask", "bench", "--quick", "--", "--file-mib", "64"]);
+        let Task::Bench { quick, args } = cli.command else {
+            panic!("not the bench task");
+        };
+        assert!(quick);
+        assert_eq!(args, ["--file-mib", "64"]);
     }
 
     #[test]

@@ -56,6 +56,11 @@ const BENCH: &[Requirement] = &[
         package: "hyperfine",
         present: || which("hyperfine"),
     },
+    // The benchmark chart's text.
+    Requirement {
+        package: "fonts-dejavu-core",
+        present: || Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists(),
+    },
 ];
 
 pub fn run(root: &Path, bench: bool) -> Result<()> {
