@@ -31,8 +31,12 @@ pub fn program_start() -> (u64, u64) {
 /// The kernel's entry point, called by `_start` on the boot stack.
 pub extern "C" fn kernel_main() -> ! {
     heap::init();
-    // SAFETY: the VMM wrote a BootInfo at BOOT_INFO_GPA; the direct map covers it.
-    let boot = unsafe { phys_to_virt(BOOT_INFO_GPA).cast::<BootInfo>().read_volatile() };
+    // By reference, not copied: a copy of the page-sized block is a byte loop of interpreted
+    // ring 0 on PVM hosts (milliseconds). The VMM wrote it before the vCPU started and never
+    // writes it again.
+    // SAFETY: the VMM wrote a BootInfo at BOOT_INFO_GPA; the direct map covers it, and
+    // nothing writes it while the kernel runs.
+    let boot: &BootInfo = unsafe { &*phys_to_virt(BOOT_INFO_GPA).cast::<BootInfo>() };
     logger::init(boot.log_level);
     assert!(boot.magic == BOOT_MAGIC, "boot info has a bad magic number");
     assert!(boot.abi_version == ABI_VERSION, "boot info ABI {} != {ABI_VERSION}", boot.abi_version);
@@ -50,7 +54,7 @@ pub extern "C" fn kernel_main() -> ! {
     unsafe { (*trap::stats()).boot_clock_tsc = clock.tsc_base() };
 
     let mut space = AddressSpace::new(tables, boot.brk_start, boot.mmap_top, boot.stack_limit);
-    map_prepared_segments(&boot, &mut space, &mut frames);
+    map_prepared_segments(boot, &mut space, &mut frames);
 
     let now = crate::fs::tmpfs::Time::from_ns(clock.realtime_ns());
     let vfs = Vfs::from_config(&mut frames, now);

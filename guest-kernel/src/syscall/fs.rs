@@ -205,9 +205,7 @@ pub fn openat(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64, mode: u64)
             let scratch = kernel.scratch_gpa;
             let args = [mount_id(kernel, mount), u64::from(host_flags), u64::from(mode), scratch];
             let handle = host_path_call(kernel, Opcode::Open, args, &[rel], &[])?;
-            // SAFETY: the scratch frame is kernel-owned; the host filled a HostStat there.
-            let stat = unsafe { phys_to_virt(scratch).cast::<HostStat>().read_volatile() };
-            let directory = stat.mode & S_IFMT == S_IFDIR;
+            let directory = scratch_stat(kernel).mode & S_IFMT == S_IFDIR;
             FileKind::Host { handle, mount, directory }
         }
         Node::Missing { parent, ref name } => {
@@ -371,10 +369,12 @@ fn tmpfs_stat(kernel: &Kernel, ino: Ino) -> HostStat {
     }
 }
 
-/// Reads the HostStat the host left in the scratch frame.
+/// Reads the HostStat the host left in the scratch frame. A plain read, not a volatile one:
+/// the host wrote it during the doorbell (an `asm!` the compiler can't see through), and a
+/// volatile read of a struct is a byte loop, a few hundred interpreted instructions here.
 fn scratch_stat(kernel: &Kernel) -> HostStat {
     // SAFETY: the scratch frame is kernel-owned; the host just filled a HostStat there.
-    unsafe { phys_to_virt(kernel.scratch_gpa).cast::<HostStat>().read_volatile() }
+    unsafe { phys_to_virt(kernel.scratch_gpa).cast::<HostStat>().read() }
 }
 
 /// The status of what an open file description refers to.
@@ -1273,8 +1273,9 @@ fn statfs_mount(kernel: &mut Kernel, mount: usize, buf: u64) -> SysResult {
     let scratch = kernel.scratch_gpa;
     let args = [mount_id(kernel, mount), scratch, 0, 0];
     ring::with_ring(|ring| ring.call_checked(Opcode::Statfs, args, None))?;
-    // SAFETY: the scratch frame is kernel-owned; the host wrote a struct statfs there.
-    let mut reply = unsafe { phys_to_virt(scratch).cast::<StatFs>().read_volatile() };
+    // SAFETY: the scratch frame is kernel-owned; the host wrote a struct statfs there (read
+    // plainly, as `scratch_stat` says why).
+    let mut reply = unsafe { phys_to_virt(scratch).cast::<StatFs>().read() };
     if kernel.vfs.mounts[mount].read_only {
         reply.flags |= ST_RDONLY;
     }
