@@ -546,3 +546,15 @@ fn select_pselect_and_ppoll_match_native() {
         assert!(sandboxed.stdout_text().contains("waited 0.2 s: yes"), "{}", sandboxed.report());
     }
 }
+
+/// Reservations larger than guest memory (PROT_NONE and MAP_NORESERVE, as Go's and the JVM's
+/// heaps start) succeed as on Linux, and the parts the program makes writable work.
+#[test]
+fn reservations_larger_than_guest_memory_succeed() {
+    let program = Program::new(image("reserve"));
+    let native = program.native();
+    assert_code(&native, 0);
+    let sandboxed = program.sandboxed();
+    assert_same(&sandboxed, &native);
+    assert_eq!(sandboxed.stdout_text().matches("mapped").count(), 3, "{}", sandboxed.report());
+}

@@ -23,6 +23,7 @@ const MAP_FIXED: u64 = 0x10;
 const MAP_ANONYMOUS: u64 = 0x20;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 const MAP_HUGETLB: u64 = 0x4_0000;
+const MAP_NORESERVE: u64 = 0x4000;
 
 const MREMAP_MAYMOVE: u64 = 1;
 const MREMAP_FIXED: u64 = 2;
@@ -69,11 +70,11 @@ pub fn mmap(
         return Err(Errno::EINVAL);
     }
     let len = page_ceil(len).ok_or(Errno::ENOMEM)?;
-    if prot & u64::from(PROT_WRITE) != 0 {
+    // Like Linux's default overcommit: only writable memory the program may expect to use is
+    // checked against what could back it; a reservation (PROT_NONE, read-only, or
+    // MAP_NORESERVE, as Go's and the JVM's heaps start) may be larger than guest memory.
+    if prot & u64::from(PROT_WRITE) != 0 && flags & MAP_NORESERVE == 0 {
         check_commit(kernel, len)?;
-    }
-    if len / PAGE_SIZE > kernel.frames.total() {
-        return Err(Errno::ENOMEM);
     }
 
     let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
