@@ -94,6 +94,9 @@ pub struct FdEntry {
 
 pub struct FdTable {
     entries: Vec<Option<FdEntry>>,
+    /// Every fd below this is open, so the search for the lowest free one starts here (a
+    /// scan from 0 cost milliseconds of interpreted ring 0 with a thousand fds open).
+    lowest_free: usize,
 }
 
 impl FdTable {
@@ -104,7 +107,7 @@ impl FdTable {
             let description = Description::new(FileKind::HostStdio(fd), name.into_bytes(), flags);
             Some(FdEntry { description, cloexec: false })
         };
-        Self { entries: vec![stdio(0, 0), stdio(1, 1), stdio(2, 1)] }
+        Self { entries: vec![stdio(0, 0), stdio(1, 1), stdio(2, 1)], lowest_free: 3 }
     }
 
     pub fn get(&self, fd: u64) -> Result<FdEntry, Errno> {
@@ -123,7 +126,8 @@ impl FdTable {
         if min >= limit {
             return Err(if min >= MAX_FDS { Errno::EINVAL } else { Errno::EMFILE });
         }
-        let free = (min..limit).find(|&fd| self.entries.get(fd).is_none_or(Option::is_none));
+        let start = min.max(self.lowest_free);
+        let free = (start..limit).find(|&fd| self.entries.get(fd).is_none_or(Option::is_none));
         let fd = free.ok_or(Errno::EMFILE)?;
         self.set(fd, entry);
         Ok(fd as u64)
@@ -134,12 +138,18 @@ impl FdTable {
         if self.entries.len() <= fd {
             self.entries.resize(fd + 1, None);
         }
-        self.entries[fd].replace(entry)
+        let previous = self.entries[fd].replace(entry);
+        while self.entries.get(self.lowest_free).is_some_and(Option::is_some) {
+            self.lowest_free += 1;
+        }
+        previous
     }
 
     pub fn remove(&mut self, fd: u64) -> Result<FdEntry, Errno> {
         let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
-        self.entries.get_mut(index).and_then(Option::take).ok_or(Errno::EBADF)
+        let entry = self.entries.get_mut(index).and_then(Option::take).ok_or(Errno::EBADF)?;
+        self.lowest_free = self.lowest_free.min(index);
+        Ok(entry)
     }
 
     /// The open fd numbers, in order.
