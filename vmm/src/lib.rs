@@ -22,12 +22,14 @@ mod guest_memory;
 mod loader;
 mod ring;
 mod sandbox;
+pub mod seccomp;
 mod stats;
 mod stdio;
 mod vcpu;
 
 pub use error::{Error, Result};
 pub use files::{FileService, Mount};
+pub use seccomp::Confinement;
 pub use sandbox::{ExitStatus, RunOutcome, Sandbox, SandboxBuilder, DEFAULT_MEMORY};
 pub use stats::Stats;
 pub use stdio::{Input, Output};

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use litebox_vmm::{ExitStatus, Sandbox};
+use litebox_vmm::{Confinement, ExitStatus, Sandbox};
 
 /// Run an unmodified static Linux x86-64 program in a KVM micro-VM under the litebox library
 /// kernel. The program sees only its arguments, the --env pairs, stdin/stdout/stderr and the
@@ -59,6 +59,10 @@ struct Cli {
     /// Bytes the in-guest tmpfs may hold (e.g. 64M; default: half the guest memory).
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     tmpfs_size: Option<u64>,
+
+    /// Test-only: once confined, make a forbidden host syscall (the VMM must die of SIGSYS).
+    #[arg(long, hide = true)]
+    attempt_forbidden_syscall: bool,
 
     /// Arguments for the program, after `--`.
     #[arg(last = true, value_name = "ARGS")]
@@ -174,6 +178,11 @@ fn main() -> ExitCode {
     builder = builder.workdir(cli.workdir);
     if let Some(bytes) = cli.tmpfs_size {
         builder = builder.tmpfs_size(bytes);
+    }
+    // The CLI is the whole process: every thread is confined once the VM is set up.
+    builder = builder.confinement(Confinement::Process);
+    if cli.attempt_forbidden_syscall {
+        builder = builder.attempt_forbidden_syscall();
     }
     raise_open_file_limit();
     clear_umask();

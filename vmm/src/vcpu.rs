@@ -38,23 +38,26 @@ fn install_kick_handler() {
     });
 }
 
-/// Sends the kick signal to `thread` until `stop` is set, from `deadline` on.
-struct Watchdog {
+/// Sends the kick signal to the vCPU thread until `stop` is set, from `deadline` on. Started
+/// on the vCPU thread before the run (and before any seccomp filter, since it is a thread).
+pub struct Watchdog {
     stop: Arc<AtomicBool>,
     fired: Arc<AtomicBool>,
     handle: Option<thread::JoinHandle<()>>,
 }
 
 impl Watchdog {
-    fn start(deadline: Option<Instant>) -> Self {
+    pub fn start(deadline: Option<Instant>) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let fired = Arc::new(AtomicBool::new(false));
-        let Some(deadline) = deadline else { return Self { stop, fired, handle: None } };
+        let Some(deadline) = deadline else { return Ok(Self { stop, fired, handle: None }) };
         install_kick_handler();
         // SAFETY: pthread_self has no preconditions.
         let vcpu_thread = unsafe { libc::pthread_self() };
         let (stop_flag, fired_flag) = (stop.clone(), fired.clone());
-        let handle = thread::spawn(move || {
+        let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
+        let handle = thread::Builder::new().name("litebox-watchdog".to_string()).spawn(move || {
+            let _ = started_tx.send(());
             while !stop_flag.load(Ordering::Acquire) {
                 let now = Instant::now();
                 if now >= deadline {
@@ -66,8 +69,11 @@ impl Watchdog {
                     thread::park_timeout((deadline - now).min(Duration::from_millis(50)));
                 }
             }
-        });
-        Self { stop, fired, handle: Some(handle) }
+        })?;
+        // Wait until the thread runs its own code: the C library's thread start-up (robust
+        // futex list, rseq, signal stack) must be over before a seccomp filter goes on.
+        let _ = started_rx.recv();
+        Ok(Self { stop, fired, handle: Some(handle) })
     }
 
     fn fired(&self) -> bool {
@@ -86,8 +92,7 @@ impl Drop for Watchdog {
 }
 
 /// Runs the vCPU until the program ends, the deadline passes or the guest fails.
-pub fn run(vcpu: &mut VcpuFd, service: &mut RingService<'_>) -> LoopEnd {
-    let watchdog = Watchdog::start(service.deadline);
+pub fn run(vcpu: &mut VcpuFd, service: &mut RingService<'_>, watchdog: &Watchdog) -> LoopEnd {
     loop {
         if watchdog.fired() {
             return LoopEnd::TimedOut;
@@ -111,7 +116,7 @@ pub fn run(vcpu: &mut VcpuFd, service: &mut RingService<'_>) -> LoopEnd {
             }
             VcpuExit::Hlt => {
                 service.stats.count_exit("hlt");
-                if let Some(end) = sleep_until_wake(service, &watchdog) {
+                if let Some(end) = sleep_until_wake(service, watchdog) {
                     return end;
                 }
             }
