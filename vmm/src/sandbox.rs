@@ -21,7 +21,7 @@ use crate::ring::{RingEnd, RingService};
 use crate::stats::Stats;
 use crate::stdio::{Input, Output, Stdio};
 use crate::seccomp::{self, Confinement};
-use crate::vcpu::{self, LoopEnd, Watchdog};
+use crate::vcpu::{self, Expired, LoopEnd, Watchdog};
 
 /// The guest kernel and vDSO, built by `build.rs` and embedded in the binary.
 static GUEST_KERNEL: &[u8] = include_bytes!(env!("LITEBOX_GUEST_KERNEL_PATH"));
@@ -30,8 +30,13 @@ static VDSO: &[u8] = include_bytes!(env!("LITEBOX_VDSO_PATH"));
 /// Default guest memory: lazily backed, so only what the program touches costs host memory.
 pub const DEFAULT_MEMORY: u64 = 512 << 20;
 
+/// Most file descriptors `--max-fds` may allow: the guest kernel's fd-table ceiling and its
+/// default `RLIMIT_NOFILE` (`MAX_FDS` in guest-kernel/src/process.rs).
+pub const MAX_FDS: u32 = 1024;
+
 /// How the program ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExitStatus {
     /// It called `exit`/`exit_group` with this status (0..=255).
     Exited(i32),
@@ -39,15 +44,25 @@ pub enum ExitStatus {
     Signaled { signal: i32, fault_address: u64, rip: u64 },
     /// The run's timeout expired and the VM was torn down.
     TimedOut,
+    /// The program used up its CPU time (`--cpu-time`), as `RLIMIT_CPU` ends it with
+    /// `SIGXCPU`.
+    CpuTimeExceeded,
+    /// The program reached the output limit (`--max-output`) and then asked to write
+    /// `refused` more bytes, as `RLIMIT_FSIZE` ends it with `SIGXFSZ`.
+    OutputLimitExceeded { refused: u64 },
 }
 
 impl ExitStatus {
-    /// The exit status `docker run` would give: the status, 128 + signal, or 124.
+    /// The exit status `docker run` (and a shell, for the limits `ulimit` sets) would give:
+    /// the status, 128 + signal, 124 for the timeout, 152 (128 + `SIGXCPU`) for the CPU time
+    /// and 153 (128 + `SIGXFSZ`) for the output limit.
     pub fn code(&self) -> i32 {
         match self {
             ExitStatus::Exited(status) => *status,
             ExitStatus::Signaled { signal, .. } => 128 + signal,
             ExitStatus::TimedOut => 124,
+            ExitStatus::CpuTimeExceeded => 128 + libc::SIGXCPU,
+            ExitStatus::OutputLimitExceeded { .. } => 128 + libc::SIGXFSZ,
         }
     }
 }
@@ -76,6 +91,9 @@ pub struct SandboxBuilder {
     env: Vec<(OsString, OsString)>,
     memory: u64,
     timeout: Option<Duration>,
+    cpu_time: Option<Duration>,
+    max_output: Option<u64>,
+    max_fds: Option<u32>,
     stdin: Input,
     stdout: Output,
     stderr: Output,
@@ -124,6 +142,28 @@ impl SandboxBuilder {
     /// Wall-clock limit for the run.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// CPU-time limit for the run: the vCPU thread's time, guest and VMM work together, not
+    /// the time the program sleeps. Passing it ends the run with
+    /// [`ExitStatus::CpuTimeExceeded`].
+    pub fn cpu_time(mut self, limit: Duration) -> Self {
+        self.cpu_time = Some(limit);
+        self
+    }
+
+    /// Bytes stdout and stderr may take together. The write that crosses the limit is cut
+    /// short; the next one ends the run with [`ExitStatus::OutputLimitExceeded`].
+    pub fn max_output(mut self, bytes: u64) -> Self {
+        self.max_output = Some(bytes);
+        self
+    }
+
+    /// File descriptors the program may hold at once (its `RLIMIT_NOFILE`, soft and hard);
+    /// one more is `EMFILE`. At most [`MAX_FDS`], the default.
+    pub fn max_fds(mut self, count: u32) -> Self {
+        self.max_fds = Some(count);
         self
     }
 
@@ -205,6 +245,14 @@ impl SandboxBuilder {
         if self.timeout == Some(Duration::ZERO) {
             return Err(Error::Config("the timeout must be longer than zero".to_string()));
         }
+        if self.cpu_time == Some(Duration::ZERO) {
+            return Err(Error::Config("the CPU time limit must be longer than zero".to_string()));
+        }
+        if let Some(count) = self.max_fds.filter(|count| !(1..=MAX_FDS).contains(count)) {
+            return Err(Error::Config(format!(
+                "the file descriptor limit must be between 1 and {MAX_FDS}, not {count}"
+            )));
+        }
         for (key, _) in &self.env {
             if key.is_empty() || key.as_bytes().contains(&b'=') || key.as_bytes().contains(&0) {
                 return Err(Error::Config(format!("invalid environment variable name {key:?}")));
@@ -240,6 +288,9 @@ impl Sandbox {
             env: Vec::new(),
             memory: DEFAULT_MEMORY,
             timeout: None,
+            cpu_time: None,
+            max_output: None,
+            max_fds: None,
             stdin: Input::Inherit,
             stdout: Output::Inherit,
             stderr: Output::Inherit,
@@ -311,6 +362,7 @@ fn run_here(config: SandboxBuilder) -> Result<RunOutcome> {
     boot_info.abi_version = ABI_VERSION;
     boot_info.log_level = config.guest_log_level as u32;
     boot_info.memory_size = config.memory;
+    boot_info.max_fds = config.max_fds.unwrap_or(MAX_FDS);
     boot_info.tsc_khz =
         u64::from(vcpu.get_tsc_khz().map_err(Error::kvm("KVM_GET_TSC_KHZ"))?);
     let mut bump = GpaBump { next: kernel_end, end: config.memory };
@@ -333,7 +385,7 @@ fn run_here(config: SandboxBuilder) -> Result<RunOutcome> {
 
     // Confine: the watchdog thread first (no thread can be created afterwards), then the
     // filter, before the guest runs a single instruction.
-    let watchdog = Watchdog::start(deadline)
+    let watchdog = Watchdog::start(deadline, config.cpu_time)
         .map_err(|source| Error::Host { what: "starting the watchdog thread", source })?;
     seccomp::confine(config.confinement)?;
     if config.attempt_forbidden_syscall {
@@ -342,6 +394,9 @@ fn run_here(config: SandboxBuilder) -> Result<RunOutcome> {
 
     // Run.
     let mut stdio = Stdio::new(config.stdin, config.stdout, config.stderr);
+    if let Some(bytes) = config.max_output {
+        stdio.limit_output(bytes);
+    }
     let mut service = RingService {
         memory: &memory,
         stdio: &mut stdio,
@@ -376,7 +431,9 @@ fn run_here(config: SandboxBuilder) -> Result<RunOutcome> {
             ExitStatus::Signaled { signal, fault_address, rip }
         }
         LoopEnd::Ring(RingEnd::Panicked(message)) => return Err(Error::GuestPanic(message)),
-        LoopEnd::TimedOut => ExitStatus::TimedOut,
+        LoopEnd::Expired(Expired::Wall) => ExitStatus::TimedOut,
+        LoopEnd::Expired(Expired::CpuTime) => ExitStatus::CpuTimeExceeded,
+        LoopEnd::OutputLimit(refused) => ExitStatus::OutputLimitExceeded { refused },
         LoopEnd::Failed(message) => return Err(Error::GuestFailure(message)),
     };
     Ok(RunOutcome {

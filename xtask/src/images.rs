@@ -47,6 +47,7 @@ const C_IMAGES: &[CImage] = &[
     c("fs-syscalls", "fs-syscalls.c", Toolchain::MuslStatic),
     c("abuse", "abuse.c", Toolchain::MuslStatic),
     c("eat-memory", "eat-memory.c", Toolchain::MuslStatic),
+    c("open-many", "open-many.c", Toolchain::MuslStatic),
 ];
 
 const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CImage {
