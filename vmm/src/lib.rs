@@ -18,6 +18,8 @@ mod boot;
 mod error;
 pub mod files;
 mod fs_config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guest_memory;
 mod loader;
 mod ring;
