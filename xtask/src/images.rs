@@ -59,7 +59,8 @@ const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CI
 }
 
 /// Reference outputs the tests compare with, copied next to the images.
-const EXPECTED_FILES: &[&str] = &["wild-pointers.expected"];
+const EXPECTED_FILES: &[&str] =
+    &["wild-pointers.expected", "abuse.expected", "abuse-fatal.expected"];
 
 /// Where musl's own start files may live (Debian's musl-dev, then musl's default prefix).
 const MUSL_LIB_DIRS: &[&str] = &["/usr/lib/x86_64-linux-musl", "/usr/lib/musl/lib"];
