@@ -249,6 +249,15 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_allowed_syscall() {
+        let readme = include_str!("../../README.md");
+        for allowed in ALLOWED {
+            let row = format!("| `{}` |", allowed.name);
+            assert!(readme.contains(&row), "README's allow-list lacks {}", allowed.name);
+        }
+    }
+
+    #[test]
     fn kvm_ioctl_numbers_are_linuxs() {
         assert_eq!(KVM_GET_REGS, 0x8090_ae81);
         assert_eq!(KVM_GET_SREGS, 0x8138_ae83);

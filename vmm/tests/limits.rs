@@ -148,6 +148,7 @@ fn memory_bounds_the_hosts_resident_memory() {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .process_group(0);
+    #[expect(clippy::zombie_processes, reason = "reaped below with wait4, for its rusage")]
     let child = command.spawn().expect("starting litebox-vmm");
 
     let mut status = 0;
