@@ -69,7 +69,7 @@ pub extern "C" fn kernel_main() -> ! {
         signals: SignalState::new(),
         clock,
         syscall_path: SyscallPath::Pvm,
-        rlimits: default_rlimits(),
+        rlimits: default_rlimits(boot.max_fds),
         clear_child_tid: 0,
         robust_list: 0,
         memory_size: boot.memory_size,

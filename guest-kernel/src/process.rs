@@ -217,11 +217,16 @@ pub struct Kernel {
 
 pub const RLIM_INFINITY: u64 = u64::MAX;
 
-pub fn default_rlimits() -> [(u64, u64); 16] {
+/// The limits a program starts with; `max_fds` is the VMM's `--max-fds` (0: [`MAX_FDS`]).
+pub fn default_rlimits(max_fds: u32) -> [(u64, u64); 16] {
+    let max_fds = match max_fds as usize {
+        0 => MAX_FDS,
+        count => count.min(MAX_FDS),
+    };
     let mut limits = [(RLIM_INFINITY, RLIM_INFINITY); 16];
     limits[3] = (8 << 20, RLIM_INFINITY); // RLIMIT_STACK
     limits[4] = (0, RLIM_INFINITY); // RLIMIT_CORE
-    limits[7] = (MAX_FDS as u64, MAX_FDS as u64); // RLIMIT_NOFILE
+    limits[7] = (max_fds as u64, max_fds as u64); // RLIMIT_NOFILE
     limits[8] = (8 << 20, 8 << 20); // RLIMIT_MEMLOCK
     limits[6] = (1, 1); // RLIMIT_NPROC: one process
     limits

@@ -128,7 +128,8 @@ pub struct BootInfo {
     /// Number of valid entries in `segments`. The vDSO and the prepared top of the stack are
     /// entries too.
     pub segment_count: u32,
-    pub _reserved: u32,
+    /// The program's `RLIMIT_NOFILE` (soft and hard), at most 1024; 0 means 1024.
+    pub max_fds: u32,
     pub segments: [SegmentMapping; MAX_SEGMENTS],
 }
 

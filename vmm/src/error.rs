@@ -49,6 +49,10 @@ pub enum Error {
 
     #[error("{what}: {source}")]
     Host { what: &'static str, source: io::Error },
+
+    #[error("seccomp: {step} the VMM's filter failed: {source} (does this kernel support \
+             seccomp filters? run without confinement to debug)")]
+    Confinement { step: &'static str, source: seccompiler::Error },
 }
 
 impl Error {

@@ -18,16 +18,20 @@ mod boot;
 mod error;
 pub mod files;
 mod fs_config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guest_memory;
 mod loader;
 mod ring;
 mod sandbox;
+pub mod seccomp;
 mod stats;
 mod stdio;
 mod vcpu;
 
 pub use error::{Error, Result};
 pub use files::{FileService, Mount};
+pub use seccomp::Confinement;
 pub use sandbox::{ExitStatus, RunOutcome, Sandbox, SandboxBuilder, DEFAULT_MEMORY};
 pub use stats::Stats;
 pub use stdio::{Input, Output};

@@ -1,7 +1,8 @@
 //! `litebox-vmm`: the command line over the [`litebox_vmm::Sandbox`] API.
 //!
 //! Exit status follows `docker run`: the program's own status, 128+N when signal N ended it,
-//! 124 when `--timeout` expired, 125 when the sandbox failed (bad flag, no KVM, guest kernel
+//! 124 when `--timeout` expired, 152 (SIGXCPU) when `--cpu-time` ran out, 153 (SIGXFSZ) when
+//! the output passed `--max-output`, 125 when the sandbox failed (bad flag, no KVM, guest kernel
 //! panic), 126 when the image can't be executed, 127 when it doesn't exist. Every error is one
 //! line on stderr.
 
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use litebox_vmm::{ExitStatus, Sandbox};
+use litebox_vmm::{Confinement, ExitStatus, Sandbox};
 
 /// Run an unmodified static Linux x86-64 program in a KVM micro-VM under the litebox library
 /// kernel. The program sees only its arguments, the --env pairs, stdin/stdout/stderr and the
@@ -34,6 +35,21 @@ struct Cli {
     /// Stop the program after this long (e.g. 500ms, 2s, 1m); exit status 124.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
+
+    /// Stop the program once it has used this much CPU time (e.g. 500ms, 2s); exit status 152,
+    /// as SIGXCPU ends a process at its RLIMIT_CPU. Time spent sleeping does not count.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    cpu_time: Option<Duration>,
+
+    /// Bytes stdout and stderr may take together (e.g. 1M); past them output is dropped and
+    /// the program stopped, exit status 153, as SIGXFSZ ends a process at its RLIMIT_FSIZE.
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    max_output: Option<u64>,
+
+    /// File descriptors the program may hold at once (its RLIMIT_NOFILE, at most 1024, the
+    /// default); one more gets EMFILE.
+    #[arg(long, value_name = "COUNT")]
+    max_fds: Option<u32>,
 
     /// Print run statistics to stderr on exit.
     #[arg(long)]
@@ -59,6 +75,10 @@ struct Cli {
     /// Bytes the in-guest tmpfs may hold (e.g. 64M; default: half the guest memory).
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     tmpfs_size: Option<u64>,
+
+    /// Test-only: once confined, make a forbidden host syscall (the VMM must die of SIGSYS).
+    #[arg(long, hide = true)]
+    attempt_forbidden_syscall: bool,
 
     /// Arguments for the program, after `--`.
     #[arg(last = true, value_name = "ARGS")]
@@ -165,6 +185,15 @@ fn main() -> ExitCode {
     if let Some(timeout) = cli.timeout {
         builder = builder.timeout(timeout);
     }
+    if let Some(limit) = cli.cpu_time {
+        builder = builder.cpu_time(limit);
+    }
+    if let Some(bytes) = cli.max_output {
+        builder = builder.max_output(bytes);
+    }
+    if let Some(count) = cli.max_fds {
+        builder = builder.max_fds(count);
+    }
     for (key, value) in cli.env {
         builder = builder.env(key, value);
     }
@@ -174,6 +203,11 @@ fn main() -> ExitCode {
     builder = builder.workdir(cli.workdir);
     if let Some(bytes) = cli.tmpfs_size {
         builder = builder.tmpfs_size(bytes);
+    }
+    // The CLI is the whole process: every thread is confined once the VM is set up.
+    builder = builder.confinement(Confinement::Process);
+    if cli.attempt_forbidden_syscall {
+        builder = builder.attempt_forbidden_syscall();
     }
     raise_open_file_limit();
     clear_umask();
@@ -205,6 +239,22 @@ fn main() -> ExitCode {
         ExitStatus::TimedOut => {
             eprintln!("litebox-vmm: {}: stopped after the --timeout expired", image.display());
         }
+        ExitStatus::CpuTimeExceeded => {
+            let limit = humantime::format_duration(cli.cpu_time.unwrap_or_default());
+            eprintln!(
+                "litebox-vmm: {}: stopped after using its --cpu-time of {limit} (SIGXCPU)",
+                image.display()
+            );
+        }
+        ExitStatus::OutputLimitExceeded { refused } => {
+            eprintln!(
+                "litebox-vmm: {}: stopped at the --max-output of {} bytes; a write of {refused} \
+                 more bytes was dropped (SIGXFSZ)",
+                image.display(),
+                cli.max_output.unwrap_or_default()
+            );
+        }
+        _ => eprintln!("litebox-vmm: {}: ended: {:?}", image.display(), outcome.status),
     }
     if cli.stats {
         eprintln!("{}", outcome.stats);

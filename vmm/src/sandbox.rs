@@ -20,7 +20,8 @@ use crate::loader::{self, GpaBump, Program, ProgramArgs};
 use crate::ring::{RingEnd, RingService};
 use crate::stats::Stats;
 use crate::stdio::{Input, Output, Stdio};
-use crate::vcpu::{self, LoopEnd};
+use crate::seccomp::{self, Confinement};
+use crate::vcpu::{self, Expired, LoopEnd, Watchdog};
 
 /// The guest kernel and vDSO, built by `build.rs` and embedded in the binary.
 static GUEST_KERNEL: &[u8] = include_bytes!(env!("LITEBOX_GUEST_KERNEL_PATH"));
@@ -29,8 +30,13 @@ static VDSO: &[u8] = include_bytes!(env!("LITEBOX_VDSO_PATH"));
 /// Default guest memory: lazily backed, so only what the program touches costs host memory.
 pub const DEFAULT_MEMORY: u64 = 512 << 20;
 
+/// Most file descriptors `--max-fds` may allow: the guest kernel's fd-table ceiling and its
+/// default `RLIMIT_NOFILE` (`MAX_FDS` in guest-kernel/src/process.rs).
+pub const MAX_FDS: u32 = 1024;
+
 /// How the program ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExitStatus {
     /// It called `exit`/`exit_group` with this status (0..=255).
     Exited(i32),
@@ -38,15 +44,25 @@ pub enum ExitStatus {
     Signaled { signal: i32, fault_address: u64, rip: u64 },
     /// The run's timeout expired and the VM was torn down.
     TimedOut,
+    /// The program used up its CPU time (`--cpu-time`), as `RLIMIT_CPU` ends it with
+    /// `SIGXCPU`.
+    CpuTimeExceeded,
+    /// The program reached the output limit (`--max-output`) and then asked to write
+    /// `refused` more bytes, as `RLIMIT_FSIZE` ends it with `SIGXFSZ`.
+    OutputLimitExceeded { refused: u64 },
 }
 
 impl ExitStatus {
-    /// The exit status `docker run` would give: the status, 128 + signal, or 124.
+    /// The exit status `docker run` (and a shell, for the limits `ulimit` sets) would give:
+    /// the status, 128 + signal, 124 for the timeout, 152 (128 + `SIGXCPU`) for the CPU time
+    /// and 153 (128 + `SIGXFSZ`) for the output limit.
     pub fn code(&self) -> i32 {
         match self {
             ExitStatus::Exited(status) => *status,
             ExitStatus::Signaled { signal, .. } => 128 + signal,
             ExitStatus::TimedOut => 124,
+            ExitStatus::CpuTimeExceeded => 128 + libc::SIGXCPU,
+            ExitStatus::OutputLimitExceeded { .. } => 128 + libc::SIGXFSZ,
         }
     }
 }
@@ -75,6 +91,9 @@ pub struct SandboxBuilder {
     env: Vec<(OsString, OsString)>,
     memory: u64,
     timeout: Option<Duration>,
+    cpu_time: Option<Duration>,
+    max_output: Option<u64>,
+    max_fds: Option<u32>,
     stdin: Input,
     stdout: Output,
     stderr: Output,
@@ -82,6 +101,8 @@ pub struct SandboxBuilder {
     mounts: Vec<Mount>,
     workdir: PathBuf,
     tmpfs_size: Option<u64>,
+    confinement: Confinement,
+    attempt_forbidden_syscall: bool,
 }
 
 impl SandboxBuilder {
@@ -121,6 +142,28 @@ impl SandboxBuilder {
     /// Wall-clock limit for the run.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// CPU-time limit for the run: the vCPU thread's time, guest and VMM work together, not
+    /// the time the program sleeps. Passing it ends the run with
+    /// [`ExitStatus::CpuTimeExceeded`].
+    pub fn cpu_time(mut self, limit: Duration) -> Self {
+        self.cpu_time = Some(limit);
+        self
+    }
+
+    /// Bytes stdout and stderr may take together. The write that crosses the limit is cut
+    /// short; the next one ends the run with [`ExitStatus::OutputLimitExceeded`].
+    pub fn max_output(mut self, bytes: u64) -> Self {
+        self.max_output = Some(bytes);
+        self
+    }
+
+    /// File descriptors the program may hold at once (its `RLIMIT_NOFILE`, soft and hard);
+    /// one more is `EMFILE`. At most [`MAX_FDS`], the default.
+    pub fn max_fds(mut self, count: u32) -> Self {
+        self.max_fds = Some(count);
         self
     }
 
@@ -174,6 +217,21 @@ impl SandboxBuilder {
         self
     }
 
+    /// Which threads a seccomp filter confines once the VM is set up (default: none; see
+    /// [`Confinement`]).
+    pub fn confinement(mut self, confinement: Confinement) -> Self {
+        self.confinement = confinement;
+        self
+    }
+
+    /// Test-only: once confined, the VMM opens a host file by path, which the filter forbids,
+    /// so the process is killed by `SIGSYS` (proof that the filter is in force).
+    #[doc(hidden)]
+    pub fn attempt_forbidden_syscall(mut self) -> Self {
+        self.attempt_forbidden_syscall = true;
+        self
+    }
+
     /// Checks the configuration.
     pub fn build(mut self) -> Result<Sandbox> {
         if !(MIN_MEMORY..=MAX_MEMORY).contains(&self.memory) {
@@ -186,6 +244,14 @@ impl SandboxBuilder {
         }
         if self.timeout == Some(Duration::ZERO) {
             return Err(Error::Config("the timeout must be longer than zero".to_string()));
+        }
+        if self.cpu_time == Some(Duration::ZERO) {
+            return Err(Error::Config("the CPU time limit must be longer than zero".to_string()));
+        }
+        if let Some(count) = self.max_fds.filter(|count| !(1..=MAX_FDS).contains(count)) {
+            return Err(Error::Config(format!(
+                "the file descriptor limit must be between 1 and {MAX_FDS}, not {count}"
+            )));
         }
         for (key, _) in &self.env {
             if key.is_empty() || key.as_bytes().contains(&b'=') || key.as_bytes().contains(&0) {
@@ -222,6 +288,9 @@ impl Sandbox {
             env: Vec::new(),
             memory: DEFAULT_MEMORY,
             timeout: None,
+            cpu_time: None,
+            max_output: None,
+            max_fds: None,
             stdin: Input::Inherit,
             stdout: Output::Inherit,
             stderr: Output::Inherit,
@@ -229,109 +298,142 @@ impl Sandbox {
             mounts: Vec::new(),
             workdir: PathBuf::from("/"),
             tmpfs_size: None,
+            confinement: Confinement::None,
+            attempt_forbidden_syscall: false,
         }
     }
 
-    /// Creates the VM, runs the program to its end and tears the VM down.
+    /// Creates the VM, runs the program to its end and tears the VM down. A confined sandbox
+    /// does all of it on a thread of its own (`litebox-run`), so that the filter binds only
+    /// that thread (or, with [`Confinement::Process`], binds the whole process from there).
     pub fn run(self) -> Result<RunOutcome> {
-        let started = Instant::now();
         let config = self.config;
-        // A timeout too long to represent as an instant is no deadline at all.
-        let deadline = config.timeout.and_then(|timeout| started.checked_add(timeout));
-
-        // The image first: a missing or foreign file is the user's most likely mistake.
-        let bytes = loader::read_image(&config.image, config.memory)?;
-        let program = Program::parse(&config.image, bytes)?;
-
-        // The VM and its memory.
-        let kvm = Kvm::new().map_err(|error| Error::KvmUnavailable {
-            source: std::io::Error::from_raw_os_error(error.errno()),
-        })?;
-        let vm = kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?;
-        let memory = boot::create_memory(&vm, config.memory)?;
-        let (kernel_entry, kernel_end) = boot::load_kernel(&memory, GUEST_KERNEL)?;
-        let pml4 = boot::write_page_tables(&memory, config.memory)?;
-        let mut vcpu = boot::create_vcpu(&kvm, &vm, pml4, kernel_entry)?;
-
-        // The program, its stack and the vDSO, described in the boot info.
-        let exec_path = config.image.as_os_str().as_bytes().to_vec();
-        let mut argv = vec![config.argv0.as_ref().map_or(exec_path.clone(), |a| a.as_bytes().to_vec())];
-        argv.extend(config.args.iter().map(|arg| arg.as_bytes().to_vec()));
-        let envp: Vec<Vec<u8>> = config
-            .env
-            .iter()
-            .map(|(key, value)| [key.as_bytes(), b"=", value.as_bytes()].concat())
-            .collect();
-        let mut boot_info = BootInfo::new_zeroed();
-        boot_info.magic = BOOT_MAGIC;
-        boot_info.abi_version = ABI_VERSION;
-        boot_info.log_level = config.guest_log_level as u32;
-        boot_info.memory_size = config.memory;
-        boot_info.tsc_khz =
-            u64::from(vcpu.get_tsc_khz().map_err(Error::kvm("KVM_GET_TSC_KHZ"))?);
-        let mut bump = GpaBump { next: kernel_end, end: config.memory };
-        let args = ProgramArgs { argv: &argv, envp: &envp, exec_path: &exec_path };
-        loader::load(&memory, &mut bump, &program, VDSO, &args, &mut boot_info)?;
-        boot_info.free_gpa = bump.next;
-
-        crate::guest_memory::write(&memory, BOOT_INFO_GPA, &boot_info).map_err(Error::GuestMemory)?;
-
-        // The file-system policy: the page the guest reads, and the host side of each mount.
-        let exe_path = fs_config::exe_path(&config.image, &config.mounts).unwrap_or_else(|| {
-            log::warn!("the image path is too long for /proc/self/exe; it will not resolve");
-            Vec::new()
-        });
-        let tmpfs_size = config.tmpfs_size.unwrap_or(config.memory / 2);
-        fs_config::write(&memory, &config.mounts, &config.workdir, tmpfs_size, &exe_path)?;
-        let mut files = FileService::new(&config.mounts)?;
-
-        let mut stats = Stats { setup: started.elapsed(), ..Stats::default() };
-
-        // Run.
-        let mut stdio = Stdio::new(config.stdin, config.stdout, config.stderr);
-        let mut service = RingService {
-            memory: &memory,
-            stdio: &mut stdio,
-            files: &mut files,
-            stats: &mut stats,
-            deadline,
-            clock_read_at: None,
-        };
-        let end = vcpu::run(&mut vcpu, &mut service);
-        let clock_read_at = service.clock_read_at;
-        stats.to_exit = started.elapsed();
-
-        // Read back the guest's counters, then tear down: the vCPU and VM go before memory.
-        let guest_stats: Option<GuestStats> =
-            crate::guest_memory::read(&memory, GUEST_STATS_GPA).ok();
-        if let Some(guest) = &guest_stats {
-            stats.absorb_guest(guest);
-            stats.to_first_instruction = first_instruction_time(
-                guest,
-                boot_info.tsc_khz,
-                clock_read_at.map(|at| at - started),
-            );
+        if config.confinement == Confinement::None {
+            return run_here(config);
         }
-        drop(vcpu);
-        drop(vm);
-        drop(memory);
-
-        let status = match end {
-            LoopEnd::Ring(RingEnd::Exited(status)) => ExitStatus::Exited(status),
-            LoopEnd::Ring(RingEnd::Signaled { signal, fault_address, rip }) => {
-                ExitStatus::Signaled { signal, fault_address, rip }
-            }
-            LoopEnd::Ring(RingEnd::Panicked(message)) => return Err(Error::GuestPanic(message)),
-            LoopEnd::TimedOut => ExitStatus::TimedOut,
-            LoopEnd::Failed(message) => return Err(Error::GuestFailure(message)),
-        };
-        Ok(RunOutcome {
-            status,
-            stdout: stdio.take_captured(1),
-            stderr: stdio.take_captured(2),
-            stats,
-        })
+        let thread = std::thread::Builder::new()
+            .name("litebox-run".to_string())
+            .spawn(move || run_here(config))
+            .map_err(|source| Error::Host { what: "starting the run thread", source })?;
+        thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
+}
+
+/// The whole run on the calling thread: set up, confine, run, tear down.
+fn run_here(config: SandboxBuilder) -> Result<RunOutcome> {
+    let started = Instant::now();
+    // A timeout too long to represent as an instant is no deadline at all.
+    let deadline = config.timeout.and_then(|timeout| started.checked_add(timeout));
+
+    // The image first: a missing or foreign file is the user's most likely mistake.
+    let bytes = loader::read_image(&config.image, config.memory)?;
+    let program = Program::parse(&config.image, bytes)?;
+
+    // The VM and its memory.
+    let kvm = Kvm::new().map_err(|error| Error::KvmUnavailable {
+        source: std::io::Error::from_raw_os_error(error.errno()),
+    })?;
+    let vm = kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?;
+    let memory = boot::create_memory(&vm, config.memory)?;
+    let (kernel_entry, kernel_end) = boot::load_kernel(&memory, GUEST_KERNEL)?;
+    let pml4 = boot::write_page_tables(&memory, config.memory)?;
+    let mut vcpu = boot::create_vcpu(&kvm, &vm, pml4, kernel_entry)?;
+
+    // The program, its stack and the vDSO, described in the boot info.
+    let exec_path = config.image.as_os_str().as_bytes().to_vec();
+    let argv0 = config.argv0.as_ref().map_or(exec_path.clone(), |a| a.as_bytes().to_vec());
+    let mut argv = vec![argv0];
+    argv.extend(config.args.iter().map(|arg| arg.as_bytes().to_vec()));
+    let envp: Vec<Vec<u8>> = config
+        .env
+        .iter()
+        .map(|(key, value)| [key.as_bytes(), b"=", value.as_bytes()].concat())
+        .collect();
+    let mut boot_info = BootInfo::new_zeroed();
+    boot_info.magic = BOOT_MAGIC;
+    boot_info.abi_version = ABI_VERSION;
+    boot_info.log_level = config.guest_log_level as u32;
+    boot_info.memory_size = config.memory;
+    boot_info.max_fds = config.max_fds.unwrap_or(MAX_FDS);
+    boot_info.tsc_khz =
+        u64::from(vcpu.get_tsc_khz().map_err(Error::kvm("KVM_GET_TSC_KHZ"))?);
+    let mut bump = GpaBump { next: kernel_end, end: config.memory };
+    let args = ProgramArgs { argv: &argv, envp: &envp, exec_path: &exec_path };
+    loader::load(&memory, &mut bump, &program, VDSO, &args, &mut boot_info)?;
+    boot_info.free_gpa = bump.next;
+
+    crate::guest_memory::write(&memory, BOOT_INFO_GPA, &boot_info).map_err(Error::GuestMemory)?;
+
+    // The file-system policy: the page the guest reads, and the host side of each mount.
+    let exe_path = fs_config::exe_path(&config.image, &config.mounts).unwrap_or_else(|| {
+        log::warn!("the image path is too long for /proc/self/exe; it will not resolve");
+        Vec::new()
+    });
+    let tmpfs_size = config.tmpfs_size.unwrap_or(config.memory / 2);
+    fs_config::write(&memory, &config.mounts, &config.workdir, tmpfs_size, &exe_path)?;
+    let mut files = FileService::new(&config.mounts)?;
+
+    let mut stats = Stats { setup: started.elapsed(), ..Stats::default() };
+
+    // Confine: the watchdog thread first (no thread can be created afterwards), then the
+    // filter, before the guest runs a single instruction.
+    let watchdog = Watchdog::start(deadline, config.cpu_time)
+        .map_err(|source| Error::Host { what: "starting the watchdog thread", source })?;
+    seccomp::confine(config.confinement)?;
+    if config.attempt_forbidden_syscall {
+        seccomp::attempt_forbidden_open();
+    }
+
+    // Run.
+    let mut stdio = Stdio::new(config.stdin, config.stdout, config.stderr);
+    if let Some(bytes) = config.max_output {
+        stdio.limit_output(bytes);
+    }
+    let mut service = RingService {
+        memory: &memory,
+        stdio: &mut stdio,
+        files: &mut files,
+        stats: &mut stats,
+        deadline,
+        clock_read_at: None,
+    };
+    let end = vcpu::run(&mut vcpu, &mut service, &watchdog);
+    drop(watchdog);
+    let clock_read_at = service.clock_read_at;
+    stats.to_exit = started.elapsed();
+
+    // Read back the guest's counters, then tear down: the vCPU and VM go before memory.
+    let guest_stats: Option<GuestStats> =
+        crate::guest_memory::read(&memory, GUEST_STATS_GPA).ok();
+    if let Some(guest) = &guest_stats {
+        stats.absorb_guest(guest);
+        stats.to_first_instruction = first_instruction_time(
+            guest,
+            boot_info.tsc_khz,
+            clock_read_at.map(|at| at - started),
+        );
+    }
+    drop(vcpu);
+    drop(vm);
+    drop(memory);
+
+    let status = match end {
+        LoopEnd::Ring(RingEnd::Exited(status)) => ExitStatus::Exited(status),
+        LoopEnd::Ring(RingEnd::Signaled { signal, fault_address, rip }) => {
+            ExitStatus::Signaled { signal, fault_address, rip }
+        }
+        LoopEnd::Ring(RingEnd::Panicked(message)) => return Err(Error::GuestPanic(message)),
+        LoopEnd::Expired(Expired::Wall) => ExitStatus::TimedOut,
+        LoopEnd::Expired(Expired::CpuTime) => ExitStatus::CpuTimeExceeded,
+        LoopEnd::OutputLimit(refused) => ExitStatus::OutputLimitExceeded { refused },
+        LoopEnd::Failed(message) => return Err(Error::GuestFailure(message)),
+    };
+    Ok(RunOutcome {
+        status,
+        stdout: stdio.take_captured(1),
+        stderr: stdio.take_captured(2),
+        stats,
+    })
 }
 
 /// Converts the guest's TSC stamps to a time since the sandbox started, using the moment

@@ -41,6 +41,10 @@ enum Stream {
 /// The three streams of one sandbox.
 pub struct Stdio {
     streams: [Stream; 3],
+    /// What stdout and stderr may still take together (`--max-output`), if limited.
+    output_left: Option<u64>,
+    /// The size of the write refused at the limit, once one was.
+    output_refused: Option<u64>,
 }
 
 const S_IFIFO: u32 = 0o010000;
@@ -65,7 +69,23 @@ impl Stdio {
             Output::Null => Stream::Null,
             Output::Capture => Stream::Captured(Vec::new()),
         };
-        Self { streams: [input, output(stdout, 1), output(stderr, 2)] }
+        Self {
+            streams: [input, output(stdout, 1), output(stderr, 2)],
+            output_left: None,
+            output_refused: None,
+        }
+    }
+
+    /// Limits the bytes stdout and stderr take together, as `RLIMIT_FSIZE` limits a file: the
+    /// write that crosses the limit is cut short, the next one is refused (`EFBIG`) and ends
+    /// the run ([`Stdio::output_refused`]).
+    pub fn limit_output(&mut self, bytes: u64) {
+        self.output_left = Some(bytes);
+    }
+
+    /// The size of the write refused at `--max-output`, once the program reached it.
+    pub fn output_refused(&self) -> Option<u64> {
+        self.output_refused
     }
 
     fn stream(&mut self, fd: u64) -> Option<&mut Stream> {
@@ -77,6 +97,32 @@ impl Stdio {
         if fd == 0 {
             return -i64::from(libc::EBADF);
         }
+        let total: usize = buffers.iter().map(|b| b.len()).sum();
+        if self.stream(fd).is_none() {
+            return -i64::from(libc::EBADF);
+        }
+        let Some(left) = self.output_left else { return self.write_unlimited(fd, buffers) };
+
+        // The output limit: cut the buffers at what is left, refuse a write when none is.
+        if total > 0 && left == 0 {
+            self.output_refused = Some(total as u64);
+            return -i64::from(libc::EFBIG);
+        }
+        let mut room = usize::try_from(left).unwrap_or(usize::MAX);
+        let mut within = Vec::with_capacity(buffers.len());
+        for buffer in buffers {
+            let take = buffer.len().min(room);
+            within.push(&buffer[..take]);
+            room -= take;
+        }
+        let written = self.write_unlimited(fd, &within);
+        if let Ok(written) = u64::try_from(written) {
+            self.output_left = Some(left.saturating_sub(written));
+        }
+        written
+    }
+
+    fn write_unlimited(&mut self, fd: u64, buffers: &[&[u8]]) -> i64 {
         let total: usize = buffers.iter().map(|b| b.len()).sum();
         match self.stream(fd) {
             None => -i64::from(libc::EBADF),

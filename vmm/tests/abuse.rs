@@ -1,6 +1,7 @@
 //! Programs that attack the guest kernel (`images/c/abuse.c`): every abuse must end the way
 //! Linux ends it (the same errno, or the same fatal signal), and none may panic the guest
-//! kernel, hang, or crash the VMM. The reference is a native run of the same binary.
+//! kernel, hang, or crash the VMM. The references are a native run of the same binary and
+//! the checked-in expected results (`images/c/abuse.expected`, `abuse-fatal.expected`).
 
 mod common;
 
@@ -19,6 +20,8 @@ fn abuses_that_return_get_linux_errnos() {
     assert_same(&sandboxed, &native);
 
     let text = sandboxed.stdout_text();
+    let expected = std::fs::read_to_string(image("abuse.expected")).expect("abuse.expected");
+    assert!(text == expected, "differs from abuse.expected:\n{text}");
     let cases: usize = text
         .lines()
         .find_map(|line| line.strip_prefix("cases: "))
@@ -39,14 +42,23 @@ fn fatal_abuses_end_with_linux_signals() {
     assert_code(&list, 0);
     let names: Vec<String> = list.stdout_text().lines().map(str::to_owned).collect();
     assert!(names.len() >= 20, "too few fatal cases: {names:?}");
+    let expected = std::fs::read_to_string(image("abuse-fatal.expected")).expect("the file");
+    let expected: Vec<(&str, i32)> = expected
+        .lines()
+        .filter_map(|line| line.split_once(": "))
+        .map(|(name, code)| (name, code.parse().expect("an exit status")))
+        .collect();
+    let listed: Vec<&str> = expected.iter().map(|(name, _)| *name).collect();
+    assert_eq!(listed, names, "abuse-fatal.expected names other cases");
 
-    for name in &names {
-        let program = Program::new(image("abuse")).args([name.as_str()]).flags(["--timeout", "20s"]);
+    for (name, expected_code) in &expected {
+        let program = Program::new(image("abuse")).args([*name]).flags(["--timeout", "20s"]);
         let native = program.native();
         let sandboxed = program.sandboxed();
         let code = native.code();
         assert!(code > 128, "{name} did not kill the native run:\n{}", native.report());
         assert_eq!(sandboxed.code(), code, "{name}:\n{}", sandboxed.report());
+        assert_eq!(code, *expected_code, "{name}: Linux gave another status than expected");
         let report = sandboxed.stderr_text();
         assert!(
             report.lines().count() == 1 && report.contains("killed by SIG"),

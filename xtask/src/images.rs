@@ -59,6 +59,7 @@ const C_IMAGES: &[CImage] = &[
     c("bench-syscalls", "bench-syscalls.c", Toolchain::MuslStatic),
     c("hello-big", "hello-big.c", Toolchain::MuslStatic),
     c("peak-rss", "peak-rss.c", Toolchain::MuslStatic),
+    c("open-many", "open-many.c", Toolchain::MuslStatic),
 ];
 
 const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CImage {
@@ -70,7 +71,8 @@ const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CI
 }
 
 /// Reference outputs the tests compare with, copied next to the images.
-const EXPECTED_FILES: &[&str] = &["wild-pointers.expected"];
+const EXPECTED_FILES: &[&str] =
+    &["wild-pointers.expected", "abuse.expected", "abuse-fatal.expected"];
 
 /// Where musl's own start files may live (Debian's musl-dev, then musl's default prefix).
 const MUSL_LIB_DIRS: &[&str] = &["/usr/lib/x86_64-linux-musl", "/usr/lib/musl/lib"];

@@ -2,12 +2,15 @@
 //! the tests need (`setup`), builds the test programs the integration tests run in the sandbox
 //! (`images`), and runs the test suite locally (`test`) or as CI does (`ci`, which insists on a
 //! usable `/dev/kvm` and ends with a quick benchmark run). `run` starts the sandbox itself for
-//! the README's demo; `bench` runs the benchmark suite (`benches/`).
+//! the README's demo; `bench` runs the benchmark suite (`benches/`); `fuzz` runs the ring
+//! handler's fuzz target.
 //!
 //! It only ever touches the host through the commands it names (apt-get, rustup, the C
-//! compilers, cargo) and writes nothing outside `<workspace>/target/`.
+//! compilers, cargo) and writes nothing outside `<workspace>/target/`, but for the fuzzing
+//! corpus `fuzz/corpus/` that `fuzz` grows and the fuzz target's scratch directory.
 
 mod elf;
+mod fuzz;
 mod images;
 mod setup;
 
@@ -63,6 +66,12 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Fuzz the host-side ring handler for N minutes (libFuzzer, stable toolchain), growing
+    /// the corpus in fuzz/corpus/ring/; prints the executions and crashes.
+    Fuzz {
+        #[arg(long, default_value_t = 1)]
+        minutes: u32,
+    },
     /// `setup`, then `cargo run --release -p litebox-vmm -- ARGS...`.
     Run {
         /// The sandbox's own arguments, e.g. `--image target/images/hello-musl -- a b`.
@@ -105,6 +114,7 @@ fn dispatch(task: Task) -> Result<i32> {
             bench(&root, true, &[])
         }
         Task::Bench { quick, args } => bench(&root, quick, &args),
+        Task::Fuzz { minutes } => fuzz::run(&root, minutes),
         Task::Run { args } => {
             setup::run(&root, false)?;
             let mut command = cargo(&root);
