@@ -25,7 +25,8 @@ struct Cli {
     image: PathBuf,
 
     /// Guest memory (e.g. 256M, 1G); only what the program touches costs host memory.
-    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_memory)]
+    #[arg(long, value_name = "SIZE", default_value = "512M")]
+    #[arg(value_parser = parse_memory, allow_hyphen_values = true)]
     memory: u64,
 
     /// An environment variable for the program, KEY=VALUE (repeatable). Nothing else is set.
@@ -34,21 +35,23 @@ struct Cli {
 
     /// Stop the program after this long (e.g. 500ms, 2s, 1m); exit status 124.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true)]
     timeout: Option<Duration>,
 
     /// Stop the program once it has used this much CPU time (e.g. 500ms, 2s); exit status 152,
     /// as SIGXCPU ends a process at its RLIMIT_CPU. Time spent sleeping does not count.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true)]
     cpu_time: Option<Duration>,
 
     /// Bytes stdout and stderr may take together (e.g. 1M); past them output is dropped and
     /// the program stopped, exit status 153, as SIGXFSZ ends a process at its RLIMIT_FSIZE.
-    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory, allow_hyphen_values = true)]
     max_output: Option<u64>,
 
     /// File descriptors the program may hold at once (its RLIMIT_NOFILE, at most 1024, the
     /// default); one more gets EMFILE.
-    #[arg(long, value_name = "COUNT")]
+    #[arg(long, value_name = "COUNT", allow_hyphen_values = true)]
     max_fds: Option<u32>,
 
     /// Print run statistics to stderr on exit.
@@ -73,7 +76,7 @@ struct Cli {
     workdir: PathBuf,
 
     /// Bytes the in-guest tmpfs may hold (e.g. 64M; default: half the guest memory).
-    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory, allow_hyphen_values = true)]
     tmpfs_size: Option<u64>,
 
     /// Test-only: once confined, make a forbidden host syscall (the VMM must die of SIGSYS).
@@ -93,10 +96,27 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 }
 
 /// `HOST:GUEST`, `HOST:GUEST:ro` or `HOST:GUEST:rw`; the host path may itself contain ':'.
+/// clap's message as one line: its first paragraph (the error and what it names, such as
+/// the missing `--image <PROG>`), without the usage that follows.
+fn one_line(message: &str) -> String {
+    let paragraph: Vec<&str> = message
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let line = paragraph.join(" ");
+    let line = line.trim_start_matches("error: ").trim_end_matches(':');
+    if line.is_empty() { "invalid arguments".to_string() } else { line.to_string() }
+}
+
 fn parse_dir(text: &str) -> Result<(PathBuf, PathBuf, bool), String> {
     let (rest, read_only) = match text.rsplit_once(':') {
         Some((rest, "ro")) => (rest, true),
         Some((rest, "rw")) => (rest, false),
+        // A third part that is no absolute guest path is a mistyped option.
+        Some((rest, option)) if rest.contains(':') && !option.starts_with('/') => {
+            return Err(format!("{text:?}: unknown option {option:?} (only :ro or :rw)"));
+        }
         _ => (text, false),
     };
     match rest.rsplit_once(':') {
@@ -161,10 +181,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
-            let text = error.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.trim_start_matches("error: ");
-            eprintln!("litebox-vmm: {first} (see --help)");
+            eprintln!("litebox-vmm: {} (see --help)", one_line(&error.to_string()));
             return ExitCode::from(125);
         }
     };

@@ -422,6 +422,30 @@ fn bad_flag_is_125() {
     );
 }
 
+/// A bad command line is one line that names what is wrong: the missing `--image`, the flag
+/// whose value is negative (not taken for another flag), a mistyped `--dir` option.
+#[test]
+fn bad_command_lines_name_what_is_wrong() {
+    let cli = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_litebox-vmm"));
+        command.args(args);
+        common::run(command, common::Place::Sandbox, None)
+    };
+    let hello = image("hello-musl");
+    let hello = hello.to_str().expect("utf-8 path");
+    for (args, named) in [
+        (vec![], "--image <PROG>"),
+        (vec!["--memory", "-5M", "--image", hello], "'-5M' for '--memory <SIZE>'"),
+        (vec!["--timeout", "-1", "--image", hello], "'-1' for '--timeout <DURATION>'"),
+        (vec!["--dir", "/tmp:/data:RO", "--image", hello], "unknown option \"RO\""),
+    ] {
+        let run = cli(&args);
+        assert_code(&run, 125);
+        let line = assert_one_error_line(&run);
+        assert!(line.contains(named), "{named:?} not in: {line}");
+    }
+}
+
 // ---- helpers ---------------------------------------------------------------------------------
 
 fn unix_seconds() -> u64 {
