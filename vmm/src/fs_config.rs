@@ -127,6 +127,38 @@ pub fn normalise_workdir(workdir: &Path) -> Result<PathBuf> {
     Ok(normal)
 }
 
+/// The working directory must be something the program can enter: inside a mount, an
+/// existing directory of the host's (checked here, once, so the mistake is the user's one
+/// line and not a program failing later); elsewhere, a directory the guest kernel creates in
+/// its tmpfs at boot, as `docker run -w` does, but not in the trees the sandbox provides
+/// (`/dev`, `/proc`) nor one of its `/etc` files.
+pub fn check_workdir(workdir: &Path, mounts: &[Mount]) -> Result<()> {
+    let fail =
+        |reason: String| Error::Config(format!("--workdir {}: {reason}", workdir.display()));
+    let innermost = mounts
+        .iter()
+        .filter(|mount| workdir.starts_with(&mount.guest))
+        .max_by_key(|mount| mount.guest.as_os_str().len());
+    if let Some(mount) = innermost {
+        let relative = workdir.strip_prefix(&mount.guest).unwrap_or(Path::new(""));
+        let host = mount.host.join(relative);
+        if !host.is_dir() {
+            return Err(fail(format!(
+                "{} is not a directory under --dir {}:{} (create it first)",
+                host.display(),
+                mount.host.display(),
+                mount.guest.display()
+            )));
+        }
+        return Ok(());
+    }
+    let provided = ["/dev", "/proc", "/etc/passwd", "/etc/group", "/etc/hostname"];
+    if provided.iter().any(|tree| workdir.starts_with(tree)) {
+        return Err(fail("is in the tree the sandbox provides: pick another".to_string()));
+    }
+    Ok(())
+}
+
 fn check_config_path(path: &Path) -> std::result::Result<(), String> {
     let bytes = path.as_os_str().as_bytes();
     if bytes.contains(&0) {

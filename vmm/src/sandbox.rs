@@ -264,6 +264,7 @@ impl SandboxBuilder {
         }
         fs_config::check_mounts(&mut self.mounts)?;
         self.workdir = fs_config::normalise_workdir(&self.workdir)?;
+        fs_config::check_workdir(&self.workdir, &self.mounts)?;
         if self.tmpfs_size == Some(0) {
             return Err(Error::Config(
                 "the tmpfs size must be larger than zero (use e.g. --tmpfs-size 64M)".to_string(),

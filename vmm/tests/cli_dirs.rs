@@ -77,6 +77,27 @@ fn bad_workdir_and_tmpfs_size_are_refused() {
     assert_refused(&["--workdir", "relative/dir"], &["--workdir relative/dir", "absolute"]);
     assert_refused(&["--tmpfs-size", "lots"], &["lots", "--tmpfs-size"]);
     assert_refused(&["--tmpfs-size", "0"], &["tmpfs size"]);
+
+    // Inside a mount the directory must exist on the host; the sandbox's own trees are not
+    // working directories.
+    let dir = tempfile::tempdir().unwrap();
+    let mount = format!("{}:/data", dir.path().to_str().unwrap());
+    let flags = ["--dir", mount.as_str(), "--workdir", "/data/missing"];
+    assert_refused(&flags, &["--workdir /data/missing", "not a directory", "create it first"]);
+    assert_refused(&["--workdir", "/dev/null"], &["--workdir /dev/null", "provides"]);
+    assert_refused(&["--workdir", "/proc/self"], &["--workdir /proc/self", "provides"]);
+}
+
+/// A working directory outside the mounts is created in the guest, as `docker run -w` does.
+#[test]
+fn a_workdir_outside_the_mounts_is_created() {
+    let flags = ["--workdir", "/work/here"];
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_litebox-vmm"));
+    command.args(flags).arg("--image").arg(common::busybox());
+    command.args(["--", "sh", "-c", "pwd; ls -a"]);
+    let run = run(command, Place::Sandbox, None);
+    assert_code(&run, 0);
+    assert_eq!(run.stdout_text(), "/work/here\n.\n..\n", "{}", run.report());
 }
 
 #[test]

@@ -99,7 +99,13 @@ impl Vfs {
 
         let cwd = text(&config.workdir, config.workdir_len);
         let zero_page = frames.allocate().expect("the zero page");
-        Self { tmpfs, mounts, cwd, umask: 0o022, zero_page }
+        let mut vfs = Self { tmpfs, mounts, cwd, umask: 0o022, zero_page };
+        // A working directory outside the mounts is created, as `docker run -w` does (the
+        // VMM checked that one inside a mount exists, and kept it out of /dev and /proc).
+        if vfs.mount_for(&vfs.cwd).is_none() {
+            vfs.tmpfs.mkdir_p(&vfs.cwd.clone(), now);
+        }
+        vfs
     }
 
     /// The innermost mount holding normal absolute `path`.
