@@ -45,6 +45,19 @@ impl FrameAllocator {
         Some(frame)
     }
 
+    /// `pages` physically contiguous zero-filled frames from memory nobody has used yet (the
+    /// first GPA), or `None` when that much isn't left there. Constant work, whatever `pages`.
+    pub fn allocate_contiguous(&mut self, pages: u64) -> Option<u64> {
+        let bytes = pages.checked_mul(PAGE_SIZE)?;
+        let end = self.next_fresh.checked_add(bytes)?;
+        if end > self.end {
+            return None;
+        }
+        let first = self.next_fresh;
+        self.next_fresh = end;
+        Some(first)
+    }
+
     /// Takes back a frame the program no longer maps.
     pub fn free(&mut self, frame: u64) {
         self.to_discard.push(frame);

@@ -29,8 +29,12 @@ const MAX_CHUNK: u64 = 4 << 20;
 const MAX_PIECES: usize = MAX_SG_PER_REQUEST as usize / 2 - 1;
 /// Most iovecs a `readv`/`writev` takes (Linux's `UIO_MAXIOV`).
 const UIO_MAXIOV: u64 = 1024;
-/// Bytes `sendfile` moves per round (through `Kernel::bounce`).
-const BOUNCE_BYTES: u64 = 1 << 20;
+/// Bytes `sendfile` moves per round (through `Kernel::bounce`): at most this, and at most a
+/// sixteenth of guest memory. Each round costs two requests of fixed ring-0 work (about a
+/// millisecond on PVM hosts), so rounds are large.
+const BOUNCE_BYTES: u64 = 8 << 20;
+/// The bounce when no contiguous run of frames is left: this many single frames.
+const FALLBACK_BOUNCE_BYTES: u64 = 1 << 20;
 
 pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_APPEND: u32 = 0o2000;
@@ -662,7 +666,7 @@ pub fn lseek(kernel: &mut Kernel, fd: u64, offset: u64, whence: u64) -> SysResul
 }
 
 /// Moves up to `count` bytes from `input` to `output` through the kernel's bounce frames,
-/// one `BOUNCE_BYTES` round at a time. Offsets, when given, are used instead of (and leave
+/// one bounce-full at a time. Offsets, when given, are used instead of (and leave
 /// alone) the file positions; they are advanced in place.
 fn splice_files(
     kernel: &mut Kernel,
@@ -673,21 +677,27 @@ fn splice_files(
     count: u64,
 ) -> SysResult {
     if kernel.bounce.is_empty() {
-        let mut frames = Vec::new();
-        for _ in 0..BOUNCE_BYTES / PAGE_SIZE {
-            frames.push(kernel.frames.allocate().ok_or(Errno::ENOMEM)?);
+        let wanted = BOUNCE_BYTES.min(kernel.memory_size / 16 & !(PAGE_SIZE - 1)).max(PAGE_SIZE);
+        if let Some(first) = kernel.frames.allocate_contiguous(wanted / PAGE_SIZE) {
+            kernel.bounce = alloc::vec![(first, wanted)];
+        } else {
+            let mut frames = Vec::new();
+            for _ in 0..FALLBACK_BOUNCE_BYTES / PAGE_SIZE {
+                frames.push(kernel.frames.allocate().ok_or(Errno::ENOMEM)?);
+            }
+            // Merged once (freed frames may still be neighbours): no per-page work per round.
+            let mut merged = PieceList::new();
+            for frame in frames {
+                push_merged(&mut merged, frame, PAGE_SIZE);
+            }
+            kernel.bounce = merged.to_vec();
         }
-        // Merged once (the frames are usually contiguous), so a round costs no per-page work.
-        let mut merged = PieceList::new();
-        for frame in frames {
-            push_merged(&mut merged, frame, PAGE_SIZE);
-        }
-        kernel.bounce = merged.to_vec();
     }
     let bounce = Pieces::from_list(kernel.bounce.clone());
+    let bounce_bytes = bounce.bytes;
     let mut done = 0;
     while done < count {
-        let round = (count - done).min(BOUNCE_BYTES);
+        let round = (count - done).min(bounce_bytes);
         let at = in_offset.as_deref().copied();
         let read = read_description(kernel, input, &Pieces::from_list(bounce.prefix(round)), at)?;
         if read == 0 {
