@@ -1,6 +1,7 @@
 /* Signals a program sends itself, chosen by argv[1]: "abort", "usr1", "kill0" (signal 0 to
  * itself: prints the result), "ignored" (SIGUSR1 with SIG_IGN, then exits 3), "child"
- * (SIGCHLD, ignored by default, then exits 4), "other" (kill of another pid: prints it). */
+ * (SIGCHLD, ignored by default, then exits 4), "other" (kill of another pid: prints it),
+ * "everyone" (kill(-1, 0): the caller is not among the targets). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +29,12 @@ int main(int argc, char **argv) {
     } else if (!strcmp(what, "other")) {
         int result = kill(getpid() + 12345, SIGTERM);
         printf("kill(other, SIGTERM): %d %s\n", result, strerror(errno));
+        return 0;
+    } else if (!strcmp(what, "everyone")) {
+        /* -1: every process but the caller. Run natively that may be many; make it signal 0
+         * so the native run harms nothing, and print only whether the caller survived. */
+        kill(-1, 0);
+        printf("kill(-1, 0): still here\n");
         return 0;
     }
     return 99;

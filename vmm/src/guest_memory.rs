@@ -59,13 +59,28 @@ pub fn sg_list(
     memory: &GuestMemoryMmap,
     request: &shim_abi::Request,
 ) -> Result<Vec<shim_abi::SgEntry>, i32> {
-    if request.sg_count > shim_abi::MAX_SG_PER_REQUEST {
+    let (entries, _) = sg_list_split(memory, request, request.sg_count)?;
+    Ok(entries)
+}
+
+/// Like [`sg_list`], in two groups: what the first `split` entries the guest wrote translate
+/// to, and what the rest do. Translation changes the number of entries (a user range becomes
+/// one per physically contiguous run), so a request that counts entries, such as `Copy`, must
+/// be split here, before translating; nothing is merged across the two groups.
+pub fn sg_list_split(
+    memory: &GuestMemoryMmap,
+    request: &shim_abi::Request,
+    split: u32,
+) -> Result<(Vec<shim_abi::SgEntry>, Vec<shim_abi::SgEntry>), i32> {
+    if request.sg_count > shim_abi::MAX_SG_PER_REQUEST || split > request.sg_count {
         return Err(libc::EINVAL);
     }
-    let mut entries = Vec::with_capacity(request.sg_count as usize);
+    let mut first = Vec::with_capacity(split as usize);
+    let mut second = Vec::new();
     let mut total: u64 = 0;
     let mut root = None;
     for index in 0..u64::from(request.sg_count) {
+        let entries = if index < u64::from(split) { &mut first } else { &mut second };
         let at = request.sg_gpa.checked_add(index * 16).ok_or(libc::EFAULT)?;
         let entry: shim_abi::SgEntry = read(memory, at).map_err(|_| libc::EFAULT)?;
         total = total.checked_add(entry.len).ok_or(libc::EINVAL)?;
@@ -85,7 +100,7 @@ pub fn sg_list(
             }
         };
         let virt = entry.gpa & !shim_abi::SG_USER_VIRTUAL;
-        match translate_user(memory, root, virt, entry.len, &mut entries) {
+        match translate_user(memory, root, virt, entry.len, entries) {
             Ok(()) => {}
             Err(Translation::NotPresent(address)) => {
                 let mut header: shim_abi::RingHeader =
@@ -96,11 +111,11 @@ pub fn sg_list(
             }
             Err(Translation::Fault) => return Err(libc::EFAULT),
         }
-        if entries.len() > 4 * shim_abi::MAX_SG_PER_REQUEST as usize {
+        if first.len() + second.len() > 4 * shim_abi::MAX_SG_PER_REQUEST as usize {
             return Err(libc::EINVAL);
         }
     }
-    Ok(entries)
+    Ok((first, second))
 }
 
 /// Why a user range could not be translated.
@@ -138,12 +153,16 @@ pub fn translate_user(
     if end > shim_abi::USER_END {
         return Err(Translation::Fault);
     }
+    // Merged only with pieces of this range: an entry before it may be counted or parsed on
+    // its own (a path, a copy's last source).
+    let first_piece = out.len();
     let mut at = virt;
     while at < end {
         let (phys, page_size) = walk(memory, root, at)?;
         let chunk = (page_size - (at & (page_size - 1))).min(end - at);
+        let ours = out.len() > first_piece;
         match out.last_mut() {
-            Some(last) if last.gpa.checked_add(last.len) == Some(phys) => last.len += chunk,
+            Some(last) if ours && last.gpa.checked_add(last.len) == Some(phys) => last.len += chunk,
             _ => out.push(shim_abi::SgEntry { gpa: phys, len: chunk }),
         }
         at += chunk;
@@ -218,6 +237,16 @@ mod tests {
         let memory = memory_with_tables();
         let pieces = translate(&memory, 0x40_0800, 0x2000).unwrap();
         assert_eq!(pieces, vec![(0x10_0800, 0x1800), (0x20_0000, 0x800)]);
+    }
+
+    #[test]
+    fn a_range_never_merges_into_the_entry_before_it() {
+        let memory = memory_with_tables();
+        let before = shim_abi::SgEntry { gpa: 0x0f_f000, len: 0x1000 };
+        let mut out = vec![before];
+        translate_user(&memory, ROOT, 0x40_0000, 0x2000, &mut out).unwrap();
+        let pieces: Vec<(u64, u64)> = out.iter().map(|entry| (entry.gpa, entry.len)).collect();
+        assert_eq!(pieces, vec![(0x0f_f000, 0x1000), (0x10_0000, 0x2000)]);
     }
 
     #[test]

@@ -312,26 +312,22 @@ impl RingService<'_> {
     /// Copies guest memory to guest memory: the first `sources` SG entries are read, the rest
     /// written, in order. Overlapping ranges are copied as if through a buffer.
     fn copy(&mut self, request: &Request, sources: u64) -> i64 {
-        let entries = match self.sg_entries(request) {
-            Ok(entries) => entries,
-            Err(errno) => return errno,
+        let Ok(split) = u32::try_from(sources) else { return EINVAL };
+        let (from, to) = match guest_memory::sg_list_split(self.memory, request, split) {
+            Ok(groups) => groups,
+            Err(errno) => return -i64::from(errno),
         };
-        let Ok(split) = usize::try_from(sources) else { return EINVAL };
-        if split > entries.len() {
-            return EINVAL;
-        }
-        let (from, to) = entries.split_at(split);
         let total: u64 = from.iter().map(|e| e.len).sum();
         if total != to.iter().map(|e| e.len).sum::<u64>() {
             return EINVAL;
         }
         let mut bytes = Vec::with_capacity(total as usize);
-        for entry in from {
+        for entry in &from {
             let Some(buffer) = guest_buffer(self.memory, entry) else { return EFAULT };
             bytes.extend_from_slice(buffer);
         }
         let mut offset = 0;
-        for entry in to {
+        for entry in &to {
             let Some(buffer) = guest_buffer(self.memory, entry) else { return EFAULT };
             let len = buffer.len();
             buffer.copy_from_slice(&bytes[offset..offset + len]);

@@ -56,6 +56,7 @@ const C_IMAGES: &[CImage] = &[
     c("select-musl", "select.c", Toolchain::MuslStatic),
     c("select-glibc", "select.c", Toolchain::GlibcStatic),
     c("reserve", "reserve.c", Toolchain::MuslStatic),
+    c("reused-pages", "reused-pages.c", Toolchain::MuslStatic),
     c("bench-syscalls", "bench-syscalls.c", Toolchain::MuslStatic),
     c("hello-big", "hello-big.c", Toolchain::MuslStatic),
     c("peak-rss", "peak-rss.c", Toolchain::MuslStatic),

@@ -374,6 +374,8 @@ impl Tmpfs {
             return Err(Errno::EINVAL);
         };
         let mut pieces: Vec<(u64, u64)> = Vec::new();
+        // Frames already given to the file count even when a later page fails.
+        let mut failed = None;
         let mut at = offset;
         let end = offset + len;
         while at < end {
@@ -381,7 +383,10 @@ impl Tmpfs {
             let in_page = at % PAGE_SIZE;
             let chunk = (PAGE_SIZE - in_page).min(end - at);
             if allocate && pages.len() <= index {
-                pages.try_reserve(index + 1 - pages.len()).map_err(|_| Errno::ENOSPC)?;
+                if pages.try_reserve(index + 1 - pages.len()).is_err() {
+                    failed = Some(Errno::ENOSPC);
+                    break;
+                }
                 pages.resize(index + 1, 0);
             }
             let mut page = pages.get(index).copied().unwrap_or(0);
@@ -389,7 +394,11 @@ impl Tmpfs {
                 if used >= limit {
                     break;
                 }
-                page = frames.allocate().ok_or(Errno::ENOSPC)?;
+                let Some(frame) = frames.allocate() else {
+                    failed = Some(Errno::ENOSPC);
+                    break;
+                };
+                page = frame;
                 pages[index] = page;
                 used += 1;
             }
@@ -402,7 +411,7 @@ impl Tmpfs {
         }
         self.used_pages = used;
         if allocate && at == offset && len > 0 {
-            return Err(Errno::ENOSPC);
+            return Err(failed.unwrap_or(Errno::ENOSPC));
         }
         Ok(pieces)
     }

@@ -683,7 +683,13 @@ fn splice_files(
         } else {
             let mut frames = Vec::new();
             for _ in 0..FALLBACK_BOUNCE_BYTES / PAGE_SIZE {
-                frames.push(kernel.frames.allocate().ok_or(Errno::ENOMEM)?);
+                let Some(frame) = kernel.frames.allocate() else {
+                    for frame in frames {
+                        kernel.frames.free(frame);
+                    }
+                    return Err(Errno::ENOMEM);
+                };
+                frames.push(frame);
             }
             // Merged once (freed frames may still be neighbours): no per-page work per round.
             let mut merged = PieceList::new();
@@ -1167,7 +1173,8 @@ pub fn select(kernel: &mut Kernel, nfds: u64, sets: [u64; 3], timeout: u64) -> S
             if seconds < 0 || !(0..1_000_000).contains(&micros) {
                 return Err(Errno::EINVAL);
             }
-            timeout_ms((seconds as u64).saturating_mul(1_000_000_000) + micros as u64 * 1000)
+            let ns = (seconds as u64).saturating_mul(1_000_000_000);
+            timeout_ms(ns.saturating_add(micros as u64 * 1000))
         }
     };
     select_sets(kernel, nfds, sets, timeout_ms)
@@ -1185,9 +1192,11 @@ pub fn pselect6(kernel: &mut Kernel, nfds: u64, sets: [u64; 3], timeout: u64) ->
 const POLLPRI: i16 = 0x2;
 
 fn select_sets(kernel: &mut Kernel, nfds: u64, sets: [u64; 3], timeout_ms: i64) -> SysResult {
-    if nfds > kernel.rlimits[7].0 || nfds > i32::MAX as u64 {
+    // Linux clamps nfds to the fd table's size; only a negative one is EINVAL.
+    if nfds > i32::MAX as u64 {
         return Err(Errno::EINVAL);
     }
+    let nfds = nfds.min(kernel.rlimits[7].0);
     let words = nfds.div_ceil(64) as usize;
     let mut bits = [Vec::new(), Vec::new(), Vec::new()];
     for (set, &address) in bits.iter_mut().zip(&sets) {

@@ -102,6 +102,7 @@ pub fn kill(kernel: &mut Kernel, pid: u64, signal: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     match pid as i64 as i32 {
+        -1 => Err(Errno::ESRCH),
         0 => send_to_self(kernel, signal),
         pid if pid.unsigned_abs() == PID as u32 => send_to_self(kernel, signal),
         _ => Err(Errno::ESRCH),
