@@ -44,8 +44,10 @@ pub enum Confinement {
 enum Args {
     /// Any arguments.
     Any,
-    /// Each listed argument (a directory fd) is not `AT_FDCWD`: paths resolve only from the
-    /// mount fds and handles opened before the filter, never from the host's working directory.
+    /// Each listed argument (a directory fd) is not `AT_FDCWD`: a relative path resolves only
+    /// from a fd opened before the filter, never from the host's working directory. (An
+    /// absolute path ignores the fd and BPF can't see it: confinement beneath the mounts is
+    /// the file service's, `files::path`.)
     DirFds(&'static [u8]),
     /// Argument `index` is one of `values` (compared as 32-bit, as the kernel reads them).
     OneOf { index: u8, values: &'static [u64] },
