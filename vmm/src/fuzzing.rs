@@ -13,7 +13,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use shim_abi::{
-    Request, RingHeader, SgEntry, FIRST_FILE_HANDLE, RING_ENTRIES, RING_GPA, SQ_OFFSET,
+    Request, RingHeader, SgEntry, FIRST_FILE_HANDLE, RING_ENTRIES, RING_GPA, SG_USER_VIRTUAL,
+    SQ_OFFSET,
 };
 use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
 use zerocopy::FromZeros;
@@ -36,6 +37,13 @@ const PATHS_GPA: u64 = 0x20000;
 const DATA_OFFSET: usize = 0x40000;
 const DATA_GPA: u64 = DATA_OFFSET as u64;
 const PAGE: usize = 4096;
+/// A guest page-table tree (PML4, PDPT, PD, PT, one page each) for user-virtual SG entries.
+const TABLES_GPA: u64 = 0x30000;
+/// Where the tree maps its 4 KiB pages: user address `USER_VIRT + i * 4096` is data page `i`
+/// (every seventh missing, page 5 supervisor-only); the next 2 MiB are one huge page at GPA
+/// 0 that runs past the end of guest memory.
+const USER_VIRT: u64 = 0x40_0000;
+const USER_PAGES: u64 = 192;
 
 /// Paths a program might use to leave its mount, and ordinary ones.
 const PATHS: &[&[u8]] = &[
@@ -188,12 +196,41 @@ impl Cursor<'_> {
                 entry.gpa = MEMORY_SIZE - back;
                 entry.len = back + u64::from(self.u8());
             }
+            4 => {
+                // A user range the host translates through the tables: mapped, missing,
+                // supervisor, huge and past guest memory, or outside the tree.
+                entry.gpa = SG_USER_VIRTUAL | (USER_VIRT + self.raw(3) % (4 << 20));
+                entry.len = self.raw(3) % (1 << 20);
+            }
             _ => {
                 entry.gpa = self.value();
                 entry.len = self.value();
             }
         }
         entry
+    }
+}
+
+/// The page-table tree at `TABLES_GPA` (see `USER_VIRT`).
+fn write_page_tables(memory: &GuestMemoryMmap) {
+    const PRESENT: u64 = 1;
+    const WRITABLE: u64 = 2;
+    const USER: u64 = 4;
+    const HUGE: u64 = 1 << 7;
+    let table = |level: u64| TABLES_GPA + level * PAGE as u64;
+    let user_table = PRESENT | WRITABLE | USER;
+    let _ = guest_memory::write(memory, table(0), &(table(1) | user_table));
+    let _ = guest_memory::write(memory, table(1), &(table(2) | user_table));
+    let _ = guest_memory::write(memory, table(2) + 2 * 8, &(table(3) | user_table));
+    let _ = guest_memory::write(memory, table(2) + 3 * 8, &(user_table | HUGE));
+    for page in 0..USER_PAGES {
+        let frame = DATA_GPA + page * PAGE as u64;
+        let flags = match page {
+            5 => PRESENT | WRITABLE,
+            page if page % 7 == 3 => 0,
+            _ => user_table,
+        };
+        let _ = guest_memory::write(memory, table(3) + page * 8, &(frame | flags));
     }
 }
 
@@ -210,8 +247,10 @@ fn lay_out(memory: &GuestMemoryMmap, input: &[u8]) -> RingHeader {
     }
     let data_len = input.len().min(MEMORY_BYTES - DATA_OFFSET);
     let _ = vm_memory::Bytes::write_slice(memory, &input[..data_len], GuestAddress(DATA_GPA));
+    write_page_tables(memory);
 
     let mut header = RingHeader::new_zeroed();
+    header.page_table_root = if cursor.u8() % 8 == 0 { cursor.value() } else { TABLES_GPA };
     header.sq_head = if cursor.u8().is_multiple_of(4) { cursor.u32() } else { 0 };
     let count = u32::from(cursor.u8() % 9);
     header.sq_tail = match cursor.u8() % 16 {
