@@ -414,6 +414,7 @@ fn stat_lstat_fstat_map_owners() {
     assert_eq!(h.stat(0, "f", 0x1000).err(), Some(err(libc::EINVAL)));
 
     // Anybody else is nobody (65534); only root can give a file away to check that.
+    // SAFETY: geteuid has no preconditions and touches no memory.
     if unsafe { libc::geteuid() } == 0 {
         std::os::unix::fs::chown(h.host("mount0/f"), Some(4321), Some(4321)).unwrap();
         let stat = h.stat(0, "f", 0).unwrap();
