@@ -45,8 +45,8 @@ pub fn host_range(memory: &GuestMemoryMmap, gpa: u64, len: u64) -> Option<*mut u
 }
 
 /// The errno-space value (positive, beyond every errno) `sg_list` returns for a user page that
-/// is not present; the ring turns it into `RESULT_PAGE_NOT_PRESENT`.
-pub const PAGE_NOT_PRESENT: i32 = 4096;
+/// is not present: negated like an errno, it is the completion `RESULT_PAGE_NOT_PRESENT`.
+pub const PAGE_NOT_PRESENT: i32 = -(shim_abi::RESULT_PAGE_NOT_PRESENT as i32);
 
 /// The scatter-gather entries of `request` as guest-physical ranges, bounded in count
 /// (`MAX_SG_PER_REQUEST`) and total size (`MAX_BYTES_PER_REQUEST`): `EINVAL` beyond them,

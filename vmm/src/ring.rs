@@ -75,11 +75,6 @@ impl RingService<'_> {
                     break;
                 }
             };
-            let result = if result == -i64::from(guest_memory::PAGE_NOT_PRESENT) {
-                shim_abi::RESULT_PAGE_NOT_PRESENT
-            } else {
-                result
-            };
             let completion = Completion { user_data: request.user_data, result };
             let slot = u64::from(cq_tail % RING_ENTRIES);
             guest_memory::write(self.memory, RING_GPA + CQ_OFFSET + slot * 16, &completion)?;
