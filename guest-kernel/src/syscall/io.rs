@@ -111,8 +111,7 @@ impl Pieces {
     }
 }
 
-/// Sends one request whose SG list is `pieces`. When the host finds a user page not present
-/// yet, the page is mapped (as the program's own access would) and the request sent again.
+/// Sends one request whose SG list is `pieces` (`host_writes`: the host writes into them).
 pub fn host_call(
     kernel: &mut Kernel,
     opcode: Opcode,
@@ -120,33 +119,52 @@ pub fn host_call(
     pieces: &[(u64, u64)],
     host_writes: bool,
 ) -> SysResult {
+    send_mapping_missing(kernel, opcode, args, &[(pieces, host_writes)])
+}
+
+/// Sends one request whose SG list is `groups`, in order and kept apart (a copy's sources,
+/// then its targets); each group says whether the host writes into it. When the host finds a
+/// user page not present yet, the page is mapped (as the program's own access would) and
+/// the request sent again.
+fn send_mapping_missing(
+    kernel: &mut Kernel,
+    opcode: Opcode,
+    args: [u64; 4],
+    groups: &[(&[(u64, u64)], bool)],
+) -> SysResult {
     loop {
         let result = ring::with_ring(|ring| {
-            let mut sg = ring.sg_list(pieces.len().max(1) as u32);
-            for &(gpa, len) in pieces {
-                sg.push(gpa, len);
+            let count: usize = groups.iter().map(|(pieces, _)| pieces.len()).sum();
+            let mut sg = ring.sg_list(count.max(1) as u32);
+            for (pieces, _) in groups {
+                sg.end_group();
+                for &(gpa, len) in *pieces {
+                    sg.push(gpa, len);
+                }
             }
             ring.call_checked(opcode, args, Some(&sg))
         });
-        match result {
-            Err(Errno::PAGE_NOT_PRESENT) => fault_in(kernel, pieces, host_writes)?,
-            other => return other,
+        if result != Err(Errno::PAGE_NOT_PRESENT) {
+            return result;
         }
+        fault_in(kernel, groups)?;
     }
 }
 
-/// Maps the user page the host reported missing, and the rest of its piece ahead of it (so
-/// a fresh buffer costs one retry, not one per fault-around window). Each call maps at least
-/// that page or fails, so the retries in [`host_call`] end: a reported address outside the
-/// request's user pieces, or one the guest already maps, is `EFAULT`.
-fn fault_in(kernel: &mut Kernel, pieces: &[(u64, u64)], write: bool) -> Result<(), Errno> {
+/// Maps the user page the host reported missing, with the access of the group holding it,
+/// and the rest of its piece ahead of it (so a fresh buffer costs one retry, not one per
+/// fault-around window). Each call maps at least that page or fails, so the retries in
+/// [`send_mapping_missing`] end: a reported address outside the request's user pieces, or
+/// one the guest already maps, is `EFAULT`.
+fn fault_in(kernel: &mut Kernel, groups: &[(&[(u64, u64)], bool)]) -> Result<(), Errno> {
     let address = ring::fault_address();
-    let piece_end = pieces
+    let (piece_end, write) = groups
         .iter()
-        .filter(|(start, _)| start & SG_USER_VIRTUAL != 0)
-        .map(|&(start, len)| (start & !SG_USER_VIRTUAL, len))
-        .find(|&(start, len)| start <= address && address - start < len)
-        .map(|(start, len)| start + len)
+        .flat_map(|&(pieces, write)| pieces.iter().map(move |&piece| (piece, write)))
+        .filter(|((start, _), _)| start & SG_USER_VIRTUAL != 0)
+        .map(|((start, len), write)| (start & !SG_USER_VIRTUAL, len, write))
+        .find(|&(start, len, _)| start <= address && address - start < len)
+        .map(|(start, len, write)| (start + len, write))
         .ok_or(Errno::EFAULT)?;
     if kernel.space.is_present(address) {
         return Err(Errno::EFAULT);
@@ -217,33 +235,8 @@ fn send_copy(
     sources: &[(u64, u64)],
     targets: &[(u64, u64)],
 ) -> Result<u64, Errno> {
-    loop {
-        let result = ring::with_ring(|ring| {
-            let mut sg = ring.sg_list((sources.len() + targets.len()) as u32);
-            for &(gpa, len) in sources {
-                sg.push(gpa, len);
-            }
-            sg.end_group();
-            for &(gpa, len) in targets {
-                sg.push(gpa, len);
-            }
-            ring.call_checked(Opcode::Copy, [sources.len() as u64, 0, 0, 0], Some(&sg))
-        });
-        if result != Err(Errno::PAGE_NOT_PRESENT) {
-            return result;
-        }
-        // The missing page is the program's: a target if it lies in one (written), else a
-        // source (read).
-        let address = ring::fault_address();
-        let in_targets = targets.iter().any(|&(start, len)| {
-            start & SG_USER_VIRTUAL != 0 && {
-                let start = start & !SG_USER_VIRTUAL;
-                start <= address && address < start + len
-            }
-        });
-        let pieces = if in_targets { targets } else { sources };
-        fault_in(kernel, pieces, in_targets)?;
-    }
+    let args = [sources.len() as u64, 0, 0, 0];
+    send_mapping_missing(kernel, Opcode::Copy, args, &[(sources, false), (targets, true)])
 }
 
 /// Linux raises SIGPIPE on a write to a pipe with no reader, unless the program ignores it.
@@ -1072,16 +1065,21 @@ pub fn poll(kernel: &mut Kernel, fds: u64, count: u64, timeout_ms: u64) -> SysRe
 /// `ppoll`: `poll` with a `timespec` (NULL: wait for ever). The signal mask it would hold
 /// during the wait is not applied: handlers are not run, so no signal can interrupt it.
 pub fn ppoll(kernel: &mut Kernel, fds: u64, count: u64, timeout: u64) -> SysResult {
-    let timeout_ms = match timeout {
-        0 => -1,
-        at => timeout_ms(crate::syscall::time::timespec_ns(kernel, at)?),
-    };
+    let timeout_ms = timespec_timeout_ms(kernel, timeout)?;
     poll_user(kernel, fds, count, timeout_ms)
 }
 
 /// A wait of `ns` in poll's milliseconds, rounded up so it is never shorter.
 fn timeout_ms(ns: u64) -> i64 {
     i64::try_from(ns.div_ceil(1_000_000)).unwrap_or(i64::MAX).min(i64::from(i32::MAX))
+}
+
+/// The `timespec` timeout at `address` (0: none, wait for ever) in poll's milliseconds.
+fn timespec_timeout_ms(kernel: &mut Kernel, address: u64) -> Result<i64, Errno> {
+    match address {
+        0 => Ok(-1),
+        at => Ok(timeout_ms(crate::syscall::time::timespec_ns(kernel, at)?)),
+    }
 }
 
 fn poll_user(kernel: &mut Kernel, fds: u64, count: u64, timeout_ms: i64) -> SysResult {
@@ -1124,9 +1122,8 @@ fn poll_entries(kernel: &mut Kernel, entries: &mut [PollFd], timeout_ms: i64) ->
         }
     }
 
-    let timeout = timeout_ms;
     if !forwarded.is_empty() && forwarded.len() <= MAX_HOST_POLLFDS {
-        let timeout = if ready > 0 { 0 } else { timeout };
+        let timeout = if ready > 0 { 0 } else { timeout_ms };
         let scratch = kernel.scratch_gpa;
         let host_entries: Vec<PollFd> = forwarded.iter().map(|(_, entry)| *entry).collect();
         // SAFETY: the scratch frame is kernel-owned and large enough (MAX_HOST_POLLFDS).
@@ -1150,12 +1147,12 @@ fn poll_entries(kernel: &mut Kernel, entries: &mut [PollFd], timeout_ms: i64) ->
                 ready += 1;
             }
         }
-    } else if ready == 0 && timeout != 0 {
+    } else if ready == 0 && timeout_ms != 0 {
         // Nothing can become ready: sleep for the timeout (or until the run's time limit).
-        let deadline = if timeout < 0 {
+        let deadline = if timeout_ms < 0 {
             u64::MAX
         } else {
-            kernel.clock.monotonic_ns() + timeout as u64 * 1_000_000
+            kernel.clock.monotonic_ns() + timeout_ms as u64 * 1_000_000
         };
         kernel.clock.sleep_until(deadline);
     }
@@ -1182,10 +1179,7 @@ pub fn select(kernel: &mut Kernel, nfds: u64, sets: [u64; 3], timeout: u64) -> S
 
 /// `pselect6`: `select` with a `timespec`; the signal mask is not applied (see `ppoll`).
 pub fn pselect6(kernel: &mut Kernel, nfds: u64, sets: [u64; 3], timeout: u64) -> SysResult {
-    let timeout_ms = match timeout {
-        0 => -1,
-        at => timeout_ms(crate::syscall::time::timespec_ns(kernel, at)?),
-    };
+    let timeout_ms = timespec_timeout_ms(kernel, timeout)?;
     select_sets(kernel, nfds, sets, timeout_ms)
 }
 
