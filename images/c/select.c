@@ -49,6 +49,7 @@ int main(void) {
     n = select(pipe_fds[0] + 1, &readable, NULL, NULL, NULL);
     printf("pipe with a byte: %d, set %d\n", n, FD_ISSET(pipe_fds[0], &readable));
 
+    close(77); /* natively, the caller may have left it open */
     FD_ZERO(&readable);
     FD_SET(77, &readable);
     errno = 0;

@@ -10,7 +10,7 @@
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
@@ -218,10 +218,30 @@ impl Program {
     }
 }
 
+/// The sandboxed program sees only stdio, so a native one must not inherit the harness's other
+/// fds either (a CI runner's open fd 77 once made `select` on it succeed natively).
+fn close_inherited_fds_on_exec(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and makes one
+    // async-signal-safe syscall; it touches no memory shared with the parent.
+    unsafe {
+        command.pre_exec(|| {
+            let (first, last) = (3u32, u32::MAX);
+            let flags = libc::CLOSE_RANGE_CLOEXEC;
+            match libc::syscall(libc::SYS_close_range, first, last, flags) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+}
+
 /// Runs `command` to its end (at most [`run_limit`]), feeding `stdin` and collecting both
 /// outputs on their own threads so no pipe can fill up and stall the program.
 pub fn run(mut command: Command, place: Place, stdin: Option<&[u8]>) -> Run {
     let description = describe(&command);
+    if place == Place::Native {
+        close_inherited_fds_on_exec(&mut command);
+    }
     command
         .stdin(if stdin.is_some() {
             Stdio::piped()
