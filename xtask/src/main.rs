@@ -132,7 +132,7 @@ fn test(root: &Path, args: &[OsString]) -> Result<i32> {
 
     let mut command = cargo(root);
     command
-        .args(["test", "--release", "--workspace"])
+        .args(["test", "--release", "--workspace", "--no-fail-fast"])
         .args(args);
     run_status(&mut command)
 }
