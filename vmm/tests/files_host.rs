@@ -41,7 +41,6 @@ const O_EXCL: u64 = libc::O_EXCL as u64;
 const O_TRUNC: u64 = libc::O_TRUNC as u64;
 const O_APPEND: u64 = libc::O_APPEND as u64;
 const O_DIRECTORY: u64 = libc::O_DIRECTORY as u64;
-const O_NOFOLLOW: u64 = libc::O_NOFOLLOW as u64;
 const O_PATH: u64 = libc::O_PATH as u64;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_REMOVEDIR: u64 = 0x200;
