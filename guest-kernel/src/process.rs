@@ -92,11 +92,39 @@ pub struct FdEntry {
     pub cloexec: bool,
 }
 
+/// How the short path for `read`/`write` reaches a low fd (see `syscall::host_transfer`):
+/// kept beside the table and rewritten whenever an fd is installed or removed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Shortcut {
+    /// Not open, or not a host file: the full path decides.
+    None,
+    /// A regular host file or one of the VMM's stdio streams, by its ring handle, with the
+    /// transfers its access mode allows.
+    Host { handle: u64, readable: bool, writable: bool },
+}
+
+/// fds below this have a [`Shortcut`].
+pub const SHORTCUT_FDS: usize = 64;
+
+impl Shortcut {
+    fn of(description: &Description) -> Self {
+        let handle = match description.kind {
+            FileKind::HostStdio(stream) => u64::from(stream),
+            FileKind::Host { handle, directory: false, .. } => handle,
+            _ => return Self::None,
+        };
+        let readable = description.check_readable().is_ok();
+        let writable = description.check_writable().is_ok();
+        Self::Host { handle, readable, writable }
+    }
+}
+
 pub struct FdTable {
     entries: Vec<Option<FdEntry>>,
     /// Every fd below this is open, so the search for the lowest free one starts here (a
     /// scan from 0 cost milliseconds of interpreted ring 0 with a thousand fds open).
     lowest_free: usize,
+    shortcuts: [Shortcut; SHORTCUT_FDS],
 }
 
 impl FdTable {
@@ -107,7 +135,18 @@ impl FdTable {
             let description = Description::new(FileKind::HostStdio(fd), name.into_bytes(), flags);
             Some(FdEntry { description, cloexec: false })
         };
-        Self { entries: vec![stdio(0, 0), stdio(1, 1), stdio(2, 1)], lowest_free: 3 }
+        let mut table =
+            Self { entries: Vec::new(), lowest_free: 0, shortcuts: [Shortcut::None; SHORTCUT_FDS] };
+        for (fd, entry) in [stdio(0, 0), stdio(1, 1), stdio(2, 1)].into_iter().enumerate() {
+            table.set(fd, entry.expect("stdio entries are built above"));
+        }
+        table
+    }
+
+    /// What the short `read`/`write` path may do with `fd` (`None` for fds it never takes).
+    pub fn shortcut(&self, fd: u64) -> Shortcut {
+        let index = usize::try_from(fd).unwrap_or(usize::MAX);
+        self.shortcuts.get(index).copied().unwrap_or(Shortcut::None)
     }
 
     pub fn get(&self, fd: u64) -> Result<FdEntry, Errno> {
@@ -138,6 +177,9 @@ impl FdTable {
         if self.entries.len() <= fd {
             self.entries.resize(fd + 1, None);
         }
+        if let Some(shortcut) = self.shortcuts.get_mut(fd) {
+            *shortcut = Shortcut::of(&entry.description);
+        }
         let previous = self.entries[fd].replace(entry);
         while self.entries.get(self.lowest_free).is_some_and(Option::is_some) {
             self.lowest_free += 1;
@@ -148,6 +190,9 @@ impl FdTable {
     pub fn remove(&mut self, fd: u64) -> Result<FdEntry, Errno> {
         let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
         let entry = self.entries.get_mut(index).and_then(Option::take).ok_or(Errno::EBADF)?;
+        if let Some(shortcut) = self.shortcuts.get_mut(index) {
+            *shortcut = Shortcut::None;
+        }
         self.lowest_free = self.lowest_free.min(index);
         Ok(entry)
     }

@@ -19,7 +19,7 @@ pub mod syscall_names;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Bumped on every change of a layout or of a request's meaning.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// "LITEBOX\0" as a little-endian u64; the first field of [`BootInfo`].
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"LITEBOX\0");
@@ -175,6 +175,12 @@ pub struct RingHeader {
 /// that are present and user-accessible (the U bit on every level), so a request can never
 /// name kernel memory this way; the guest kernel checks the program's permissions first.
 pub const SG_USER_VIRTUAL: u64 = 1 << 63;
+
+/// Set with [`SG_USER_VIRTUAL`] on a range the host will write into (a read's buffer): the
+/// host then also demands the writable bit on every level of the walk, as the CPU would for a
+/// ring-3 store, so a request can't write through a read-only mapping (the program's code)
+/// even when the guest kernel skipped its own permission check on a fast path.
+pub const SG_HOST_WRITES: u64 = 1 << 62;
 
 /// A completion result that is no errno (errnos are -1..=-4095): a page of a user-virtual
 /// SG entry is not present; [`RingHeader::fault_address`] says which. Nothing was done.

@@ -13,8 +13,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use shim_abi::{
-    Request, RingHeader, SgEntry, FIRST_FILE_HANDLE, RING_ENTRIES, RING_GPA, SG_USER_VIRTUAL,
-    SQ_OFFSET,
+    Request, RingHeader, SgEntry, FIRST_FILE_HANDLE, RING_ENTRIES, RING_GPA, SG_HOST_WRITES,
+    SG_USER_VIRTUAL, SQ_OFFSET,
 };
 use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
 use zerocopy::FromZeros;
@@ -198,8 +198,14 @@ impl Cursor<'_> {
             }
             4 => {
                 // A user range the host translates through the tables: mapped, missing,
-                // supervisor, huge and past guest memory, or outside the tree.
-                entry.gpa = SG_USER_VIRTUAL | (USER_VIRT + self.raw(3) % (4 << 20));
+                // supervisor, read-only, huge and past guest memory, or outside the tree;
+                // sometimes marked as one the host writes into.
+                let marks = if self.u8() % 2 == 0 {
+                    SG_USER_VIRTUAL
+                } else {
+                    SG_USER_VIRTUAL | SG_HOST_WRITES
+                };
+                entry.gpa = marks | (USER_VIRT + self.raw(3) % (4 << 20));
                 entry.len = self.raw(3) % (1 << 20);
             }
             _ => {
@@ -227,6 +233,7 @@ fn write_page_tables(memory: &GuestMemoryMmap) {
         let frame = DATA_GPA + page * PAGE as u64;
         let flags = match page {
             5 => PRESENT | WRITABLE,
+            6 => PRESENT | USER,
             page if page % 7 == 3 => 0,
             _ => user_table,
         };

@@ -99,8 +99,13 @@ pub fn sg_list_split(
                 *root.insert(header.page_table_root)
             }
         };
-        let virt = entry.gpa & !shim_abi::SG_USER_VIRTUAL;
-        match translate_user(memory, root, virt, entry.len, entries) {
+        let access = if entry.gpa & shim_abi::SG_HOST_WRITES != 0 {
+            UserAccess::Write
+        } else {
+            UserAccess::Read
+        };
+        let virt = entry.gpa & !(shim_abi::SG_USER_VIRTUAL | shim_abi::SG_HOST_WRITES);
+        match translate_user(memory, root, virt, entry.len, access, entries) {
             Ok(()) => {}
             Err(Translation::NotPresent(address)) => {
                 let mut header: shim_abi::RingHeader =
@@ -128,7 +133,16 @@ pub enum Translation {
     Fault,
 }
 
+/// What the host will do to a user range, and so what the page walk demands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserAccess {
+    Read,
+    /// The writable bit too, on every level (a ring-3 store needs it there).
+    Write,
+}
+
 const PTE_PRESENT: u64 = 1;
+const PTE_WRITABLE: u64 = 1 << 1;
 const PTE_USER: u64 = 1 << 2;
 const PTE_HUGE: u64 = 1 << 7;
 const PTE_ADDRESS: u64 = 0x000f_ffff_ffff_f000;
@@ -138,15 +152,16 @@ const PTE_ADDRESS: u64 = 0x000f_ffff_ffff_f000;
 /// access, exactly as the CPU would demand of ring 3, so no kernel page can be named.
 /// Physically contiguous pages are merged.
 ///
-/// The writable bit is not checked: the guest kernel keeps it equal to the mapping's
-/// permission, which it checks before naming a range, and no frame is shared between user
-/// mappings, so a host write can only reach the program's own page. Once copy-on-write
-/// sharing exists (fork), entries the host writes through must demand the writable bit too.
+/// With [`UserAccess::Write`] every level must also be writable (a read-only page is
+/// `Fault`: the guest maps no page read-only inside a writable mapping, so there is nothing
+/// to fault in). The guest marks the ranges the host writes (`SG_HOST_WRITES`); a range it
+/// leaves unmarked is one it checked against the program's mappings itself.
 pub fn translate_user(
     memory: &GuestMemoryMmap,
     root: u64,
     virt: u64,
     len: u64,
+    access: UserAccess,
     out: &mut Vec<shim_abi::SgEntry>,
 ) -> Result<(), Translation> {
     let end = virt.checked_add(len).ok_or(Translation::Fault)?;
@@ -158,7 +173,7 @@ pub fn translate_user(
     let first_piece = out.len();
     let mut at = virt;
     while at < end {
-        let (phys, page_size) = walk(memory, root, at)?;
+        let (phys, page_size) = walk(memory, root, at, access)?;
         let chunk = (page_size - (at & (page_size - 1))).min(end - at);
         let ours = out.len() > first_piece;
         match out.last_mut() {
@@ -171,7 +186,16 @@ pub fn translate_user(
 }
 
 /// The guest-physical address of user address `virt` and the size of its page.
-fn walk(memory: &GuestMemoryMmap, root: u64, virt: u64) -> Result<(u64, u64), Translation> {
+fn walk(
+    memory: &GuestMemoryMmap,
+    root: u64,
+    virt: u64,
+    access: UserAccess,
+) -> Result<(u64, u64), Translation> {
+    let demanded = match access {
+        UserAccess::Read => PTE_USER,
+        UserAccess::Write => PTE_USER | PTE_WRITABLE,
+    };
     let mut table = root & PTE_ADDRESS;
     for level in (0..4).rev() {
         let index = (virt >> (12 + 9 * level)) & 511;
@@ -179,7 +203,7 @@ fn walk(memory: &GuestMemoryMmap, root: u64, virt: u64) -> Result<(u64, u64), Tr
         if entry & PTE_PRESENT == 0 {
             return Err(Translation::NotPresent(virt & !0xfff));
         }
-        if entry & PTE_USER == 0 {
+        if entry & demanded != demanded {
             return Err(Translation::Fault);
         }
         let page_size = 1u64 << (12 + 9 * level);
@@ -228,7 +252,7 @@ mod tests {
         len: u64,
     ) -> Result<Vec<(u64, u64)>, Translation> {
         let mut out = Vec::new();
-        translate_user(memory, ROOT, virt, len, &mut out)?;
+        translate_user(memory, ROOT, virt, len, UserAccess::Read, &mut out)?;
         Ok(out.iter().map(|entry| (entry.gpa, entry.len)).collect())
     }
 
@@ -244,7 +268,7 @@ mod tests {
         let memory = memory_with_tables();
         let before = shim_abi::SgEntry { gpa: 0x0f_f000, len: 0x1000 };
         let mut out = vec![before];
-        translate_user(&memory, ROOT, 0x40_0000, 0x2000, &mut out).unwrap();
+        translate_user(&memory, ROOT, 0x40_0000, 0x2000, UserAccess::Read, &mut out).unwrap();
         let pieces: Vec<(u64, u64)> = out.iter().map(|entry| (entry.gpa, entry.len)).collect();
         assert_eq!(pieces, vec![(0x0f_f000, 0x1000), (0x10_0000, 0x2000)]);
     }
@@ -273,12 +297,34 @@ mod tests {
     }
 
     #[test]
+    fn a_host_write_demands_the_writable_bit_on_every_level() {
+        let memory = memory_with_tables();
+        let read_only_leaf = 0x10_5000 | PTE_PRESENT | PTE_USER;
+        write(&memory, PT + 5 * 8, &read_only_leaf).unwrap();
+        let mut out = Vec::new();
+        let mut write_to =
+            |virt| translate_user(&memory, ROOT, virt, 1, UserAccess::Write, &mut out);
+        assert_eq!(write_to(0x40_0000), Ok(()));
+        assert_eq!(write_to(0x40_5000), Err(Translation::Fault));
+        assert_eq!(translate(&memory, 0x40_5000, 1), Ok(vec![(0x10_5000, 1)]));
+
+        // A read-only directory entry makes everything below it read-only, as on the CPU.
+        write(&memory, PD + 2 * 8, &(PT | PTE_PRESENT | PTE_USER)).unwrap();
+        let mut out = Vec::new();
+        let through_read_only_table =
+            translate_user(&memory, ROOT, 0x40_0000, 1, UserAccess::Write, &mut out);
+        assert_eq!(through_read_only_table, Err(Translation::Fault));
+        assert_eq!(translate(&memory, 0x40_0000, 1), Ok(vec![(0x10_0000, 1)]));
+    }
+
+    #[test]
     fn tables_or_frames_outside_guest_memory_are_faults() {
         let memory = memory_with_tables();
         write(&memory, PT + 4 * 8, &(0x1_0000_0000 | USER_TABLE)).unwrap();
         assert_eq!(translate(&memory, 0x40_4000, 1), Err(Translation::Fault));
         let mut out = Vec::new();
-        let outside_root = translate_user(&memory, 0x7000_0000, 0x40_0000, 1, &mut out);
+        let outside_root =
+            translate_user(&memory, 0x7000_0000, 0x40_0000, 1, UserAccess::Read, &mut out);
         assert_eq!(outside_root, Err(Translation::Fault));
     }
 }

@@ -146,6 +146,26 @@ fn fs_syscalls_in_a_mount_match_native() {
     assert_eq!(snapshot(&mounted), snapshot(&native_dir));
 }
 
+/// read, write, pread64 and pwrite64 on a mounted file, into and out of every kind of buffer
+/// and through dup'd, closed, reused and replaced fds, answer as on Linux (both C libraries).
+/// These calls take the kernel's short path, which leaves the buffer checks to the host.
+#[test]
+fn transfers_on_a_mounted_file_match_native() {
+    for name in ["transfers-musl", "transfers-glibc"] {
+        let native_dir = fresh_dir(&format!("{name}-native"));
+        let native = Program::new(image(name)).args([path_str(&native_dir)]).native();
+        assert_code(&native, 0);
+        let mounted = fresh_dir(&format!("{name}-mounted"));
+        let sandboxed = Program::new(image(name))
+            .flags(["--dir", &format!("{}:/work", path_str(&mounted))])
+            .args(["/work"])
+            .sandboxed();
+        assert_same(&sandboxed, &native);
+        assert!(sandboxed.stdout_text().contains("pread into its own code: -1 Bad address"));
+        assert_eq!(snapshot(&mounted), snapshot(&native_dir));
+    }
+}
+
 // ---- busybox over a mounted directory --------------------------------------------------------
 
 fn path_str(path: &Path) -> &str {

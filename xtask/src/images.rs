@@ -61,6 +61,8 @@ const C_IMAGES: &[CImage] = &[
     c("hello-big", "hello-big.c", Toolchain::MuslStatic),
     c("peak-rss", "peak-rss.c", Toolchain::MuslStatic),
     c("open-many", "open-many.c", Toolchain::MuslStatic),
+    c("transfers-musl", "transfers.c", Toolchain::MuslStatic),
+    c("transfers-glibc", "transfers.c", Toolchain::GlibcStatic),
 ];
 
 const fn c(name: &'static str, source: &'static str, toolchain: Toolchain) -> CImage {

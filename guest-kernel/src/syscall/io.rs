@@ -10,7 +10,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use shim_abi::{
-    Opcode, PollFd, MAX_SG_PER_REQUEST, PAGE_SIZE, SG_USER_VIRTUAL, TCGETS, TIOCGWINSZ,
+    Opcode, PollFd, MAX_SG_PER_REQUEST, PAGE_SIZE, SG_HOST_WRITES, SG_USER_VIRTUAL, TCGETS,
+    TIOCGWINSZ,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -83,7 +84,8 @@ impl Pieces {
         }
         let covered = kernel.space.accessible_prefix(virt, wanted, write);
         if covered > 0 {
-            push_merged(&mut self.list, SG_USER_VIRTUAL | virt, covered);
+            let marks = if write { SG_USER_VIRTUAL | SG_HOST_WRITES } else { SG_USER_VIRTUAL };
+            push_merged(&mut self.list, marks | virt, covered);
             self.bytes += covered;
         }
         self.host_writes |= write;
@@ -120,6 +122,20 @@ pub fn host_call(
     host_writes: bool,
 ) -> SysResult {
     send_mapping_missing(kernel, opcode, args, &[(pieces, host_writes)])
+}
+
+/// Sends again a request over `pieces` that completed with a page not present: maps that
+/// page, then sends and maps as [`send_mapping_missing`] does.
+pub fn resend_after_fault(
+    kernel: &mut Kernel,
+    opcode: Opcode,
+    args: [u64; 4],
+    pieces: &[(u64, u64)],
+    host_writes: bool,
+) -> SysResult {
+    let groups = [(pieces, host_writes)];
+    fault_in(kernel, &groups)?;
+    send_mapping_missing(kernel, opcode, args, &groups)
 }
 
 /// Sends one request whose SG list is `groups`, in order and kept apart (a copy's sources,
@@ -162,8 +178,11 @@ fn fault_in(kernel: &mut Kernel, groups: &[(&[(u64, u64)], bool)]) -> Result<(),
         .iter()
         .flat_map(|&(pieces, write)| pieces.iter().map(move |&piece| (piece, write)))
         .filter(|((start, _), _)| start & SG_USER_VIRTUAL != 0)
-        .map(|((start, len), write)| (start & !SG_USER_VIRTUAL, len, write))
-        .find(|&(start, len, _)| start <= address && address - start < len)
+        .map(|((start, len), write)| (start & !(SG_USER_VIRTUAL | SG_HOST_WRITES), len, write))
+        // The host names the page of the first missing byte, which may begin before the piece.
+        .find(|&(start, len, _)| {
+            start & !(PAGE_SIZE - 1) <= address && address < start.saturating_add(len)
+        })
         .map(|(start, len, write)| (start + len, write))
         .ok_or(Errno::EFAULT)?;
     if kernel.space.is_present(address) {

@@ -1,0 +1,135 @@
+/* read, write, pread64 and pwrite64 on a file in DIR, into and out of every kind of buffer a
+ * program has: fresh and touched anonymous memory, read-only and inaccessible mappings, its own
+ * code, memory whose protection changed after it was touched; and through fds that were
+ * dup'd, closed, reused and replaced by dup2. Prints one line per call. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PAGE 4096
+
+static void show(const char *what, long result) {
+    if (result < 0)
+        printf("%s: -1 %s\n", what, strerror(errno));
+    else
+        printf("%s: %ld\n", what, result);
+    errno = 0;
+}
+
+static unsigned sum(const unsigned char *bytes, long len) {
+    unsigned total = 0;
+    for (long i = 0; i < len; i++)
+        total = total * 31 + bytes[i];
+    return total;
+}
+
+static char *map(int prot, size_t len) {
+    char *at = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (at == MAP_FAILED) {
+        perror("mmap");
+        _exit(2);
+    }
+    return at;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2 || chdir(argv[1]) != 0) {
+        fprintf(stderr, "usage: transfers DIR\n");
+        return 2;
+    }
+
+    unsigned char pattern[2 * PAGE];
+    for (int i = 0; i < (int)sizeof pattern; i++)
+        pattern[i] = (unsigned char)(i * 7 + 3);
+    int fd = open("data", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    show("write a pattern from the stack", write(fd, pattern, sizeof pattern));
+
+    /* Buffers of every kind. */
+    char *fresh = map(PROT_READ | PROT_WRITE, 4 * PAGE);
+    lseek(fd, 0, SEEK_SET);
+    long got = read(fd, fresh + 100, 2 * PAGE);
+    show("read into fresh anonymous memory", got);
+    printf("  same bytes: %s\n", got > 0 && memcmp(fresh + 100, pattern, got) == 0 ? "yes" : "no");
+    show("read at the end of the file", read(fd, fresh, PAGE));
+
+    char *read_only = map(PROT_READ, PAGE);
+    show("pread into a read-only mapping", pread(fd, read_only, 16, 0));
+    char *no_access = map(PROT_NONE, PAGE);
+    show("pread into a PROT_NONE mapping", pread(fd, no_access, 16, 0));
+    show("pread into its own code", pread(fd, (void *)main, 16, 0));
+    show("pread into NULL", pread(fd, NULL, 16, 0));
+    show("pread into the kernel half", pread(fd, (void *)0xffff800000000000UL, 16, 0));
+
+    char *protected_later = map(PROT_READ | PROT_WRITE, PAGE);
+    protected_later[0] = 1;
+    mprotect(protected_later, PAGE, PROT_READ);
+    show("pread into touched memory made read-only", pread(fd, protected_later, 16, 0));
+    char *opened_later = map(PROT_READ, PAGE);
+    show("read a read-only page", opened_later[0]);
+    mprotect(opened_later, PAGE, PROT_READ | PROT_WRITE);
+    got = pread(fd, opened_later, 16, 32);
+    show("pread into a read-only page made writable", got);
+    int same = got == 16 && memcmp(opened_later, pattern + 32, 16) == 0;
+    printf("  same bytes: %s\n", same ? "yes" : "no");
+
+    show("pwrite from a PROT_NONE mapping", pwrite(fd, no_access, 16, 0));
+    show("pwrite from NULL", pwrite(fd, NULL, 16, 0));
+    show("pwrite from a read-only mapping", pwrite(fd, read_only, 16, 3 * PAGE));
+    show("pwrite from its own code", pwrite(fd, (void *)main, 16, 3 * PAGE + 16));
+    show("pwrite at a negative offset", pwrite(fd, pattern, 16, -1));
+    show("pread at a negative offset", pread(fd, fresh, 16, -1));
+    show("read of 0 bytes from NULL", read(fd, NULL, 0));
+    show("write of 0 bytes from NULL", write(fd, NULL, 0));
+    struct stat status;
+    fstat(fd, &status);
+    show("size after the pwrites", status.st_size);
+    got = pread(fd, fresh, 4 * PAGE, 0);
+    show("pread of the whole file", got);
+    printf("  checksum %08x\n", sum((unsigned char *)fresh, got));
+
+    /* Access modes. */
+    int read_only_fd = open("data", O_RDONLY);
+    int write_only_fd = open("data", O_WRONLY);
+    show("write to an O_RDONLY fd", write(read_only_fd, pattern, 4));
+    show("read from an O_WRONLY fd", read(write_only_fd, fresh, 4));
+    show("pwrite to an O_RDONLY fd", pwrite(read_only_fd, pattern, 4, 0));
+    show("pread from an O_WRONLY fd", pread(write_only_fd, fresh, 4, 0));
+    int path_fd = open("data", O_PATH);
+    show("read from an O_PATH fd", read(path_fd, fresh, 4));
+    int directory_fd = open(".", O_RDONLY | O_DIRECTORY);
+    show("read from a directory", read(directory_fd, fresh, 4));
+
+    /* dup shares the offset; close, reuse and dup2 change what an fd number means. */
+    int copy = dup(read_only_fd);
+    show("read 10 through the fd", read(read_only_fd, fresh, 10));
+    show("read 10 through its dup", read(copy, fresh, 10));
+    show("offset seen by the fd", lseek(read_only_fd, 0, SEEK_CUR));
+    close(read_only_fd);
+    show("read from the closed fd", read(read_only_fd, fresh, 4));
+    show("write to the closed fd", write(read_only_fd, pattern, 4));
+    int other = open("other", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    printf("the new file got the closed fd's number: %s\n", other == read_only_fd ? "yes" : "no");
+    show("write to the new file", write(other, "other file\n", 11));
+    memset(fresh, 0, 32);
+    show("pread from the reused fd", pread(other, fresh, 32, 0));
+    printf("  read: %s", fresh);
+    show("dup2 the data file over it", dup2(fd, other));
+    memset(fresh, 0, 32);
+    show("pread through the replaced fd", pread(other, fresh, 4, 0));
+    printf("  same bytes: %s\n", memcmp(fresh, pattern, 4) == 0 ? "yes" : "no");
+    show("read through a high fd", pread(fcntl(fd, F_DUPFD, 200), fresh, 4, 0));
+
+    /* O_APPEND writes go to the end, whatever the offset. */
+    int append = open("data", O_WRONLY | O_APPEND);
+    lseek(append, 0, SEEK_SET);
+    show("write with O_APPEND", write(append, "tail", 4));
+    fstat(fd, &status);
+    show("size after the append", status.st_size);
+    show("offset after the append", lseek(append, 0, SEEK_CUR));
+    return 0;
+}
