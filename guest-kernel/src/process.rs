@@ -99,8 +99,9 @@ pub enum Shortcut {
     /// Not open, or not a host file: the full path decides.
     None,
     /// A regular host file or one of the VMM's stdio streams, by its ring handle, with the
-    /// transfers its access mode allows.
-    Host { handle: u64, readable: bool, writable: bool },
+    /// transfers its access mode allows. (Eight bytes: the table moves with the kernel state
+    /// at boot, and ring 0 copies are slow.)
+    Host { handle: u32, readable: bool, writable: bool },
 }
 
 /// fds below this have a [`Shortcut`].
@@ -109,8 +110,11 @@ pub const SHORTCUT_FDS: usize = 64;
 impl Shortcut {
     fn of(description: &Description) -> Self {
         let handle = match description.kind {
-            FileKind::HostStdio(stream) => u64::from(stream),
-            FileKind::Host { handle, directory: false, .. } => handle,
+            FileKind::HostStdio(stream) => u32::from(stream),
+            FileKind::Host { handle, directory: false, .. } => match u32::try_from(handle) {
+                Ok(handle) => handle,
+                Err(_) => return Self::None,
+            },
             _ => return Self::None,
         };
         let readable = description.check_readable().is_ok();

@@ -47,7 +47,7 @@ pub fn try_transfer(kernel: &mut Kernel, number: u64, args: &[u64; 6]) -> Option
     }
 
     let marks = if host_writes { SG_USER_VIRTUAL | SG_HOST_WRITES } else { SG_USER_VIRTUAL };
-    let request = [handle, offset, 0, 0];
+    let request = [u64::from(handle), offset, 0, 0];
     let result = ring::with_ring(|ring| {
         let mut sg = ring.sg_list(1);
         sg.push(marks | buffer, count);
