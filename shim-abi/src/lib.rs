@@ -281,7 +281,20 @@ pub enum Opcode {
     Copy = 31,
     /// Fills the SG list with zero bytes. Result: bytes.
     Zero = 32,
+    /// `sendfile` on the host from file handle `args[0]` to `args[1]` (a file handle, or stdout
+    /// or stderr when the VMM writes those to a host fd), at most `args[2]` bytes, reading at
+    /// offset `args[3]` ([`SPLICE_AT_POSITION`]: at the input's own position, which moves). The
+    /// data never enters guest memory. Result: bytes moved; `EINVAL` for a pair the host can't
+    /// splice (the guest then copies through its own memory).
+    Splice = 33,
 }
+
+/// [`Opcode::Splice`]'s `args[3]` when the input's file position is used (and moved).
+pub const SPLICE_AT_POSITION: u64 = u64::MAX;
+
+/// The most one [`Opcode::Splice`] moves (more is cut), so a long copy stays responsive to
+/// the run's time limits.
+pub const MAX_SPLICE_BYTES: u64 = 64 << 20;
 
 impl Opcode {
     pub fn from_u32(value: u32) -> Option<Self> {
@@ -318,6 +331,7 @@ impl Opcode {
             30 => Self::Statfs,
             31 => Self::Copy,
             32 => Self::Zero,
+            33 => Self::Splice,
             _ => return None,
         })
     }

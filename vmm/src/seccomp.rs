@@ -103,6 +103,9 @@ pub const ALLOWED: &[Allowed] = &[
     allow("writev", libc::SYS_writev, "writes straight from the guest's pages"),
     allow("pwrite64", libc::SYS_pwrite64, "positioned file writes"),
     allow("pwritev", libc::SYS_pwritev, "positioned writes from the guest's pages"),
+    allow("sendfile", libc::SYS_sendfile,
+        "the program's sendfile and copy_file_range between host files and stdio, done on the \
+         host"),
     allow("poll", libc::SYS_poll, "the program's poll on stdio"),
     allow("ppoll", libc::SYS_ppoll, "the program's poll on stdio (libc may use ppoll)"),
     allow("lseek", libc::SYS_lseek, "file positions"),

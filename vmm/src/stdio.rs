@@ -122,6 +122,35 @@ impl Stdio {
         written
     }
 
+    /// The host fd that stdout or stderr (`fd`) is written to, if it is one (not captured,
+    /// discarded or closed).
+    pub fn host_output_fd(&mut self, fd: u64) -> Option<RawFd> {
+        match self.stream(fd) {
+            Some(Stream::Host(host_fd)) if fd != 0 => Some(*host_fd),
+            _ => None,
+        }
+    }
+
+    /// How much of `count` bytes of output `--max-output` lets through, or `EFBIG` (and the
+    /// run ends) when nothing is left, as [`Stdio::write`] decides for a buffer.
+    pub fn output_room(&mut self, count: u64) -> Result<u64, i64> {
+        match self.output_left {
+            Some(0) if count > 0 => {
+                self.output_refused = Some(count);
+                Err(-i64::from(libc::EFBIG))
+            }
+            Some(left) => Ok(count.min(left)),
+            None => Ok(count),
+        }
+    }
+
+    /// Counts `moved` bytes (a result: negative moved nothing) against `--max-output`.
+    pub fn output_taken(&mut self, moved: i64) {
+        if let (Some(left), Ok(moved)) = (self.output_left, u64::try_from(moved)) {
+            self.output_left = Some(left.saturating_sub(moved));
+        }
+    }
+
     fn write_unlimited(&mut self, fd: u64, buffers: &[&[u8]]) -> i64 {
         let total: usize = buffers.iter().map(|b| b.len()).sum();
         match self.stream(fd) {

@@ -428,6 +428,38 @@ fn dd_with_large_blocks_over_a_mount() {
     assert_eq!(sandboxed.stderr_text(), native.stderr_text(), "{}", sandboxed.report());
 }
 
+/// busybox `cat` and `cp` use sendfile: between a mounted file and the VMM's stdout, or two
+/// mounted files, the host copies (splice requests) and the data never passes through guest
+/// memory (no read or write requests); the bytes are the file's. `--max-output` still cuts
+/// such output at the byte and ends the run with 153.
+#[test]
+fn sendfile_from_a_mounted_file_is_done_by_the_host() {
+    let dir = fresh_dir("splice");
+    let data = common::pseudo_random_bytes(40 << 20);
+    std::fs::write(dir.join("big.bin"), &data).expect("writing 40 MiB");
+    let mount = format!("{}:/data", path_str(&dir));
+    let flags = ["--stats", "--dir", mount.as_str(), "--workdir", "/data"];
+
+    let cat = sandboxed_busybox(&flags, &["cat", "big.bin"]);
+    assert_code(&cat, 0);
+    assert!(cat.stdout == data, "cat's output differs from the file
+{}", cat.report());
+    // busybox asks for 16 MiB at a time: three calls move the data, a fourth finds the end.
+    assert_eq!(ring_requests(&cat, "splice"), 4, "{}", cat.report());
+    assert_eq!(ring_requests(&cat, "read"), 0, "{}", cat.report());
+
+    let cp = sandboxed_busybox(&flags, &["cp", "big.bin", "copy.bin"]);
+    assert_code(&cp, 0);
+    assert!(std::fs::read(dir.join("copy.bin")).expect("the copy") == data, "copy differs");
+    assert!(ring_requests(&cp, "splice") >= 3, "{}", cp.report());
+    assert_eq!(ring_requests(&cp, "read"), 0, "{}", cp.report());
+
+    let limit = ["--max-output", "1000", "--dir", mount.as_str()];
+    let limited = sandboxed_busybox(&limit, &["cat", "/data/big.bin"]);
+    assert_code(&limited, 153);
+    assert!(limited.stdout == data[..1000], "not the first 1000 bytes\n{}", limited.report());
+}
+
 /// sha256sum of a 100 MiB file through a read-only mount equals the native sum.
 #[test]
 fn busybox_sha256sum_of_100_mib_over_a_mount() {

@@ -78,3 +78,24 @@ fn builder_runs_a_test_image_with_args_and_env() {
         "argc=2\nargv[0]=demo\nargv[1]=only\nenv: K=V\n"
     );
 }
+
+/// With stdout captured in memory the host can't splice a file to it, so `cat` of a mounted
+/// file (sendfile) falls back to copying through the guest, and the capture has every byte.
+#[test]
+fn captured_stdout_gets_a_mounted_file_sent_with_sendfile() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("library-sendfile");
+    std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+    let data = common::pseudo_random_bytes(3 << 20);
+    std::fs::write(dir.join("data.bin"), &data).expect("writing the file");
+    let outcome = Sandbox::builder(common::busybox())
+        .args(["cat", "/data/data.bin"])
+        .dir(&dir, "/data", true)
+        .stdin(Input::Null)
+        .stdout(Output::Capture)
+        .timeout(common::run_limit())
+        .build()
+        .and_then(|sandbox| sandbox.run())
+        .unwrap_or_else(|e| panic!("the sandbox failed: {e}"));
+    assert_eq!(outcome.exit_code(), 0);
+    assert!(outcome.stdout == data, "captured {} bytes of {}", outcome.stdout.len(), data.len());
+}

@@ -10,8 +10,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use shim_abi::{
-    Opcode, PollFd, MAX_SG_PER_REQUEST, PAGE_SIZE, SG_HOST_WRITES, SG_USER_VIRTUAL, TCGETS,
-    TIOCGWINSZ,
+    Opcode, PollFd, MAX_SG_PER_REQUEST, MAX_SPLICE_BYTES, PAGE_SIZE, SG_HOST_WRITES,
+    SG_USER_VIRTUAL, SPLICE_AT_POSITION, TCGETS, TIOCGWINSZ,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -688,6 +688,12 @@ fn splice_files(
     mut out_offset: Option<&mut u64>,
     count: u64,
 ) -> SysResult {
+    if out_offset.is_none() {
+        if let Some(moved) = splice_on_host(kernel, input, in_offset.as_deref_mut(), output, count)?
+        {
+            return Ok(moved);
+        }
+    }
     if kernel.bounce.is_empty() {
         let wanted = BOUNCE_BYTES.min(kernel.memory_size / 16 & !(PAGE_SIZE - 1)).max(PAGE_SIZE);
         if let Some(first) = kernel.frames.allocate_contiguous(wanted / PAGE_SIZE) {
@@ -740,6 +746,48 @@ fn splice_files(
         }
     }
     Ok(done)
+}
+
+/// The copy done by the host (`Opcode::Splice`) when it reads a host file and writes a host
+/// file or stdio stream: the data never enters guest memory. `None` when the ends aren't
+/// such, or the host can't splice them (`EINVAL`, e.g. stdout captured by an embedder): the
+/// caller then copies through its bounce buffer.
+fn splice_on_host(
+    kernel: &mut Kernel,
+    input: &Description,
+    mut in_offset: Option<&mut u64>,
+    output: &Description,
+    count: u64,
+) -> Result<Option<u64>, Errno> {
+    let FileKind::Host { handle: in_handle, directory: false, .. } = input.kind else {
+        return Ok(None);
+    };
+    let out_handle = match output.kind {
+        FileKind::Host { handle, directory: false, .. } => handle,
+        FileKind::HostStdio(stream) if stream != 0 => u64::from(stream),
+        _ => return Ok(None),
+    };
+    let mut done = 0;
+    while done < count {
+        let round = (count - done).min(MAX_SPLICE_BYTES);
+        let at = in_offset.as_deref().map_or(SPLICE_AT_POSITION, |offset| *offset);
+        let args = [in_handle, out_handle, round, at];
+        let result = ring::with_ring(|ring| ring.call(Opcode::Splice, args, None));
+        let moved = match u64::try_from(result) {
+            Ok(moved) => moved,
+            Err(_) if done > 0 => break,
+            Err(_) if Errno::from_result(result) == Errno::EINVAL => return Ok(None),
+            Err(_) => return check_broken_pipe(kernel, Err(Errno::from_result(result))).map(Some),
+        };
+        if let Some(offset) = in_offset.as_deref_mut() {
+            *offset += moved;
+        }
+        done += moved;
+        if moved < round {
+            break;
+        }
+    }
+    Ok(Some(done))
 }
 
 pub fn sendfile(kernel: &mut Kernel, out_fd: u64, in_fd: u64, offset_ptr: u64, count: u64) -> SysResult {

@@ -24,7 +24,7 @@ mod handles;
 mod path;
 
 use std::ffi::CStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
@@ -147,6 +147,16 @@ impl FileService {
 
     fn file(&self, handle: u64) -> Result<&OpenFile, Errno> {
         self.handles.get(handle)
+    }
+
+    /// The host fd of file `handle`, to read from (for `Opcode::Splice`).
+    pub fn readable_fd(&self, handle: u64) -> Result<RawFd, Errno> {
+        Ok(self.file(handle)?.fd.as_raw_fd())
+    }
+
+    /// The host fd of file `handle`, to write to (`EROFS` beneath a read-only mount).
+    pub fn writable_fd(&self, handle: u64) -> Result<RawFd, Errno> {
+        Ok(self.writable_file(handle)?.fd.as_raw_fd())
     }
 
     /// `EROFS` if `handle` was opened beneath a read-only mount.
