@@ -123,6 +123,12 @@ impl Shortcut {
     }
 }
 
+/// The table slot of syscall argument `fd`: Linux reads only its low 32 bits (an `int` or
+/// `unsigned int`), so `(1 << 32) + 1` is fd 1 and -1 is a slot no table reaches.
+fn fd_index(fd: u64) -> usize {
+    fd as u32 as usize
+}
+
 pub struct FdTable {
     entries: Vec<Option<FdEntry>>,
     /// Every fd below this is open, so the search for the lowest free one starts here (a
@@ -149,17 +155,16 @@ impl FdTable {
 
     /// What the short `read`/`write` path may do with `fd` (`None` for fds it never takes).
     pub fn shortcut(&self, fd: u64) -> Shortcut {
-        let index = usize::try_from(fd).unwrap_or(usize::MAX);
-        self.shortcuts.get(index).copied().unwrap_or(Shortcut::None)
+        self.shortcuts.get(fd_index(fd)).copied().unwrap_or(Shortcut::None)
     }
 
     pub fn get(&self, fd: u64) -> Result<FdEntry, Errno> {
-        let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        let index = fd_index(fd);
         self.entries.get(index).cloned().flatten().ok_or(Errno::EBADF)
     }
 
     pub fn get_mut(&mut self, fd: u64) -> Result<&mut FdEntry, Errno> {
-        let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        let index = fd_index(fd);
         self.entries.get_mut(index).and_then(Option::as_mut).ok_or(Errno::EBADF)
     }
 
@@ -192,7 +197,7 @@ impl FdTable {
     }
 
     pub fn remove(&mut self, fd: u64) -> Result<FdEntry, Errno> {
-        let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        let index = fd_index(fd);
         let entry = self.entries.get_mut(index).and_then(Option::take).ok_or(Errno::EBADF)?;
         if let Some(shortcut) = self.shortcuts.get_mut(index) {
             *shortcut = Shortcut::None;

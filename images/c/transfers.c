@@ -3,12 +3,14 @@
  * code, memory whose protection changed after it was touched; and through fds that were
  * dup'd, closed, reused and replaced by dup2. Prints one line per call. */
 #define _GNU_SOURCE
+#pragma GCC diagnostic ignored "-Wnonnull" /* NULL buffers are the point */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define PAGE 4096
@@ -123,6 +125,34 @@ int main(int argc, char **argv) {
     show("pread through the replaced fd", pread(other, fresh, 4, 0));
     printf("  same bytes: %s\n", memcmp(fresh, pattern, 4) == 0 ? "yes" : "no");
     show("read through a high fd", pread(fcntl(fd, F_DUPFD, 200), fresh, 4, 0));
+
+    /* Ranges Linux refuses before looking at memory, and fd numbers it reads as 32 bits. */
+    show("pread of 2^62 bytes", pread(fd, fresh, 1UL << 62, 0));
+    show("pread whose range wraps around", pread(fd, fresh, -(unsigned long)fresh + 10, 0));
+    show("pwrite of 2^62 bytes", pwrite(fd, fresh, 1UL << 62, 0));
+    show("read of 0 bytes into the kernel half", read(fd, (void *)0xffff800000000000UL, 0));
+    show("write of 0 bytes from the kernel half", write(fd, (void *)0xffff800000000000UL, 0));
+    show("pread through fd + 2^32", syscall(SYS_pread64, (1L << 32) + fd, fresh, 4, 0));
+
+    /* A 4 MiB read and write through a buffer on scattered frames (a range per page). */
+    size_t big = 6 << 20;
+    char *scratch = map(PROT_READ | PROT_WRITE, big);
+    memset(scratch, 'q', big);
+    show("write 6 MiB", pwrite(fd, scratch, big, 0));
+    munmap(scratch, big);
+    char *scattered = map(PROT_READ | PROT_WRITE, big);
+    for (size_t i = 0; i < big; i += PAGE)
+        scattered[i] = 1;
+    show("pread 4 MiB into scattered pages", pread(fd, scattered + 1, 4 << 20, 0));
+    show("pwrite 4 MiB from scattered pages", pwrite(fd, scattered + 1, 4 << 20, 0));
+    ftruncate(fd, 3 * PAGE + 32);
+
+    /* stdio: stdin is /dev/null, stdout a pipe (both runs are given the same). */
+    char *for_stdin = map(PROT_READ | PROT_WRITE, PAGE);
+    show("read stdin into a fresh page at an offset", read(0, for_stdin + 100, 5));
+    show("pwrite to stdout", pwrite(1, "x\n", 2, 0));
+    show("write to stdin", write(0, "x", 1));
+    fflush(stdout);
 
     /* O_APPEND writes go to the end, whatever the offset. */
     int append = open("data", O_WRONLY | O_APPEND);

@@ -154,8 +154,10 @@ const PTE_ADDRESS: u64 = 0x000f_ffff_ffff_f000;
 ///
 /// With [`UserAccess::Write`] every level must also be writable (a read-only page is
 /// `Fault`: the guest maps no page read-only inside a writable mapping, so there is nothing
-/// to fault in). The guest marks the ranges the host writes (`SG_HOST_WRITES`); a range it
-/// leaves unmarked is one it checked against the program's mappings itself.
+/// to fault in; copy-on-write would need `NotPresent`-style retries here). The guest marks
+/// the ranges the host writes (`SG_HOST_WRITES`); an unmarked range the host only reads, for
+/// which present and user suffice because the guest keeps every page the program may not read
+/// (`PROT_NONE`) not present.
 pub fn translate_user(
     memory: &GuestMemoryMmap,
     root: u64,

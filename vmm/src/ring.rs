@@ -103,6 +103,13 @@ impl RingService<'_> {
                 self.stats.ring_bytes += u64::try_from(moved).unwrap_or(0);
                 moved
             }
+            Opcode::Pwrite if !on_file => {
+                let Ok(offset) = i64::try_from(a1) else { return Handled::Result(EINVAL) };
+                self.with_buffers(request, |service, buffers| {
+                    let buffers: Vec<&[u8]> = buffers.iter().map(|b| &**b).collect();
+                    service.stdio.pwrite(a0, &buffers, offset)
+                })
+            }
             Opcode::Pwrite | Opcode::Getdents => {
                 let moved = self.files.handle(self.memory, request);
                 self.stats.ring_bytes += u64::try_from(moved).unwrap_or(0);

@@ -94,6 +94,16 @@ impl Stdio {
 
     /// Writes the buffers (guest memory already checked) to stdout or stderr.
     pub fn write(&mut self, fd: u64, buffers: &[&[u8]]) -> i64 {
+        self.write_at(fd, buffers, None)
+    }
+
+    /// `pwrite` to stdout or stderr: at `offset` of a host file; `ESPIPE` from the host for
+    /// a pipe or terminal, and here for captured output; a discarded stream takes it all.
+    pub fn pwrite(&mut self, fd: u64, buffers: &[&[u8]], offset: i64) -> i64 {
+        self.write_at(fd, buffers, Some(offset))
+    }
+
+    fn write_at(&mut self, fd: u64, buffers: &[&[u8]], offset: Option<i64>) -> i64 {
         if fd == 0 {
             return -i64::from(libc::EBADF);
         }
@@ -101,7 +111,9 @@ impl Stdio {
         if self.stream(fd).is_none() {
             return -i64::from(libc::EBADF);
         }
-        let Some(left) = self.output_left else { return self.write_unlimited(fd, buffers) };
+        let Some(left) = self.output_left else {
+            return self.write_unlimited(fd, buffers, offset);
+        };
 
         // The output limit: cut the buffers at what is left, refuse a write when none is.
         if total > 0 && left == 0 {
@@ -115,7 +127,7 @@ impl Stdio {
             within.push(&buffer[..take]);
             room -= take;
         }
-        let written = self.write_unlimited(fd, &within);
+        let written = self.write_unlimited(fd, &within, offset);
         if let Ok(written) = u64::try_from(written) {
             self.output_left = Some(left.saturating_sub(written));
         }
@@ -151,11 +163,15 @@ impl Stdio {
         }
     }
 
-    fn write_unlimited(&mut self, fd: u64, buffers: &[&[u8]]) -> i64 {
+    fn write_unlimited(&mut self, fd: u64, buffers: &[&[u8]], offset: Option<i64>) -> i64 {
         let total: usize = buffers.iter().map(|b| b.len()).sum();
         match self.stream(fd) {
             None => -i64::from(libc::EBADF),
             Some(Stream::Null) => total as i64,
+            Some(Stream::Captured(_)) if offset.is_some() => -i64::from(libc::ESPIPE),
+            Some(Stream::Host(host_fd)) if offset.is_some() => {
+                pwrite_host(*host_fd, buffers, offset.unwrap_or_default())
+            }
             Some(Stream::Captured(sink)) => {
                 for buffer in buffers {
                     sink.extend_from_slice(buffer);
@@ -334,6 +350,22 @@ impl Stdio {
 }
 
 /// Writes every buffer to `fd`, retrying short writes; returns the bytes written or -errno.
+/// One `pwritev` of the buffers at `offset` (a partial write is returned as such).
+fn pwrite_host(fd: RawFd, buffers: &[&[u8]], offset: i64) -> i64 {
+    let iovecs: Vec<libc::iovec> = buffers
+        .iter()
+        .take(1024)
+        .map(|b| libc::iovec { iov_base: b.as_ptr().cast_mut().cast(), iov_len: b.len() })
+        .collect();
+    // SAFETY: each iovec names a live buffer the caller checked; the kernel only reads them.
+    let result = unsafe { libc::pwritev(fd, iovecs.as_ptr(), iovecs.len() as i32, offset) };
+    if result < 0 {
+        errno(&io::Error::last_os_error())
+    } else {
+        result as i64
+    }
+}
+
 fn write_all_host(fd: RawFd, buffers: &[&[u8]]) -> i64 {
     let mut written: usize = 0;
     for buffer in buffers {

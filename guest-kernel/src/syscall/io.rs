@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 
 use shim_abi::{
     Opcode, PollFd, MAX_SG_PER_REQUEST, MAX_SPLICE_BYTES, PAGE_SIZE, SG_HOST_WRITES,
-    SG_USER_VIRTUAL, SPLICE_AT_POSITION, TCGETS, TIOCGWINSZ,
+    SG_USER_VIRTUAL, SPLICE_AT_POSITION, TCGETS, TIOCGWINSZ, USER_END,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -353,9 +353,10 @@ pub fn write_description(
 ) -> SysResult {
     description.check_writable()?;
     match &description.kind {
-        FileKind::HostStdio(host) => {
-            pieces.call(kernel, Opcode::Write, [u64::from(*host), 0, 0, 0])
-        }
+        FileKind::HostStdio(host) => match offset {
+            None => pieces.call(kernel, Opcode::Write, [u64::from(*host), 0, 0, 0]),
+            Some(offset) => pieces.call(kernel, Opcode::Pwrite, [u64::from(*host), offset, 0, 0]),
+        },
         FileKind::Host { handle, .. } => match offset {
             None => pieces.call(kernel, Opcode::Write, [*handle, 0, 0, 0]),
             Some(offset) => pieces.call(kernel, Opcode::Pwrite, [*handle, offset, 0, 0]),
@@ -454,6 +455,7 @@ fn read_at(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: Option<u6
     let description = description(kernel, fd)?;
     check_positioned(&description, offset)?;
     description.check_readable()?;
+    check_user_range(buf, count)?;
     if count == 0 {
         return Ok(0);
     }
@@ -462,6 +464,15 @@ fn read_at(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: Option<u6
         return Err(Errno::EFAULT);
     }
     read_description(kernel, &description, &pieces, offset)
+}
+
+/// Linux's `access_ok` on a read's or write's buffer: `EFAULT` unless all of it (even an
+/// empty one) lies below the end of user space, whatever is mapped there.
+fn check_user_range(buf: u64, count: u64) -> Result<(), Errno> {
+    match buf.checked_add(count) {
+        Some(end) if end <= USER_END => Ok(()),
+        _ => Err(Errno::EFAULT),
+    }
 }
 
 /// `ESPIPE` for a positioned transfer on a pipe or stream.
@@ -487,6 +498,7 @@ fn write_at(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: Option<u
     let description = description(kernel, fd)?;
     check_positioned(&description, offset)?;
     description.check_writable()?;
+    check_user_range(buf, count)?;
     let count = count.min(i64::MAX as u64);
     let mut done = 0;
     while done < count {
@@ -1020,6 +1032,8 @@ pub fn fcntl(kernel: &mut Kernel, fd: u64, command: u64, arg: u64) -> SysResult 
         F_GETFL => Ok(u64::from(entry.description.status_flags())),
         F_SETFL if is_path => Err(Errno::EBADF),
         F_SETFL => {
+            // Missing: an O_APPEND set or cleared here doesn't reach a host file's fd, whose
+            // writes keep appending (or not) as it was opened.
             let mut state = entry.description.state.lock();
             state.status_flags = (state.status_flags & !SETFL_MASK) | (arg as u32 & SETFL_MASK);
             Ok(0)

@@ -213,17 +213,7 @@ impl FileService {
         let fd = self.file(handle)?.fd.as_raw_fd();
         let offset = offset.map(file_offset).transpose()?;
         let iovecs = Sg::of(memory, request)?.iovecs(memory)?;
-        let count = libc::c_int::try_from(iovecs.len()).map_err(|_| Errno::EINVAL)?;
-        // SAFETY: every iovec names a range checked to lie inside guest memory, which stays
-        // mapped for the call; the vCPU is stopped, and no Rust reference to those bytes
-        // exists, so the kernel writing them (even where ranges overlap) aliases nothing.
-        let result = unsafe {
-            match offset {
-                Some(offset) => libc::preadv(fd, iovecs.as_ptr(), count, offset),
-                None => libc::readv(fd, iovecs.as_ptr(), count),
-            }
-        };
-        check(result)
+        transfer_vectored(fd, &iovecs, offset, Direction::IntoGuest)
     }
 
     /// `writev`/`pwritev` from the guest's pages to the host file.
@@ -237,16 +227,7 @@ impl FileService {
         let fd = self.writable_file(handle)?.fd.as_raw_fd();
         let offset = offset.map(file_offset).transpose()?;
         let iovecs = Sg::of(memory, request)?.iovecs(memory)?;
-        let count = libc::c_int::try_from(iovecs.len()).map_err(|_| Errno::EINVAL)?;
-        // SAFETY: every iovec names a range checked to lie inside guest memory, which stays
-        // mapped for the call; the kernel only reads them.
-        let result = unsafe {
-            match offset {
-                Some(offset) => libc::pwritev(fd, iovecs.as_ptr(), count, offset),
-                None => libc::writev(fd, iovecs.as_ptr(), count),
-            }
-        };
-        check(result)
+        transfer_vectored(fd, &iovecs, offset, Direction::FromGuest)
     }
 
     /// `args` = handle, offset (i64), whence. Result: the new offset.
@@ -678,6 +659,56 @@ impl FileService {
 }
 
 /// A guest file offset: negative ones are `EINVAL`, as for `pread(2)`.
+/// Which way [`transfer_vectored`] moves data.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    IntoGuest,
+    FromGuest,
+}
+
+/// `readv`/`preadv` (or `writev`/`pwritev`) over guest ranges that were checked to lie inside
+/// guest memory, `IOV_MAX` ranges per call: a 4 MiB buffer on scattered frames is more than a
+/// thousand ranges, which one call refuses with `EINVAL`. Stops at the first short call; an
+/// error after some bytes moved returns those bytes, as Linux's own `readv` does.
+fn transfer_vectored(
+    fd: RawFd,
+    iovecs: &[libc::iovec],
+    offset: Option<i64>,
+    direction: Direction,
+) -> Reply {
+    let mut total: i64 = 0;
+    for chunk in iovecs.chunks(IOV_MAX) {
+        let wanted: usize = chunk.iter().map(|iovec| iovec.iov_len).sum();
+        let count = chunk.len() as libc::c_int; // at most IOV_MAX
+        let at = offset.map(|offset| offset + total);
+        // SAFETY: every iovec names a range checked to lie inside guest memory, which stays
+        // mapped for the call; the vCPU is stopped, and no Rust reference to those bytes
+        // exists, so the kernel reading or writing them (even overlapping) aliases nothing.
+        let result = unsafe {
+            match (direction, at) {
+                (Direction::IntoGuest, Some(at)) => libc::preadv(fd, chunk.as_ptr(), count, at),
+                (Direction::IntoGuest, None) => libc::readv(fd, chunk.as_ptr(), count),
+                (Direction::FromGuest, Some(at)) => libc::pwritev(fd, chunk.as_ptr(), count, at),
+                (Direction::FromGuest, None) => libc::writev(fd, chunk.as_ptr(), count),
+            }
+        };
+        match usize::try_from(result) {
+            Ok(moved) => {
+                total += moved as i64;
+                if moved < wanted {
+                    break;
+                }
+            }
+            Err(_) if total > 0 => break,
+            Err(_) => return check(result),
+        }
+    }
+    Ok(total)
+}
+
+/// Linux's `UIO_MAXIOV`: the most ranges one `readv`/`writev` takes.
+const IOV_MAX: usize = 1024;
+
 fn file_offset(value: u64) -> Result<i64, Errno> {
     i64::try_from(value).map_err(|_| Errno::EINVAL)
 }
