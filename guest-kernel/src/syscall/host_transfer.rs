@@ -8,13 +8,14 @@
 //! user-virtual entry, and the host's page walk demands present, user and (for a read, which
 //! the host writes into) writable pages. A page not mapped yet is mapped as the program's own
 //! access would map it (or is `EFAULT`) and the request sent again, as on the full path.
-//! Anything unusual, and every other failed request, goes to the full path, which sends the
-//! same request again and gives Linux's answer for each case (`EFAULT`, `EBADF`, `EPIPE`): a
-//! request that failed moved no data.
+//! Anything unusual (a transfer longer than the full path's chunk, too), and every failed
+//! request, goes to the full path, which sends the same request again and gives Linux's
+//! answer for each case (`EFAULT`, `EBADF`, `EPIPE` with its `SIGPIPE`): a request that
+//! failed moved no data.
 
 use shim_abi::{Opcode, RESULT_PAGE_NOT_PRESENT, SG_HOST_WRITES, SG_USER_VIRTUAL, USER_END};
 
-use super::io;
+use super::io::{self, MAX_CHUNK};
 use crate::errno::SysResult;
 use crate::process::{Kernel, Shortcut};
 use crate::ring;
@@ -23,9 +24,6 @@ const READ: u64 = 0;
 const WRITE: u64 = 1;
 const PREAD64: u64 = 17;
 const PWRITE64: u64 = 18;
-
-/// Longest transfer taken here: the full path cuts longer ones into requests of this size.
-pub const MAX_TRANSFER: u64 = 4 << 20;
 
 /// The result of syscall `number` with `args` if the short path could answer it.
 pub fn try_transfer(kernel: &mut Kernel, number: u64, args: &[u64; 6]) -> Option<SysResult> {
@@ -42,7 +40,7 @@ pub fn try_transfer(kernel: &mut Kernel, number: u64, args: &[u64; 6]) -> Option
     let allowed = if host_writes { readable } else { writable };
     let (buffer, count) = (args[1], args[2]);
     let in_user_half = buffer.checked_add(count).is_some_and(|end| end <= USER_END);
-    if !allowed || count == 0 || count > MAX_TRANSFER || !in_user_half || (offset as i64) < 0 {
+    if !allowed || count == 0 || count > MAX_CHUNK || !in_user_half || (offset as i64) < 0 {
         return None;
     }
 
@@ -56,7 +54,7 @@ pub fn try_transfer(kernel: &mut Kernel, number: u64, args: &[u64; 6]) -> Option
     match result {
         RESULT_PAGE_NOT_PRESENT => {
             let pieces = [(marks | buffer, count)];
-            Some(io::resend_after_fault(kernel, opcode, request, &pieces, host_writes))
+            io::resend_after_fault(kernel, opcode, request, &pieces, host_writes).ok().map(Ok)
         }
         done if done >= 0 => Some(Ok(done as u64)),
         _failed => None,

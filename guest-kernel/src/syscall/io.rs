@@ -25,7 +25,7 @@ use crate::syscall::piece_list::PieceList;
 use crate::ring;
 
 /// Most bytes one request moves for the program (what one read returns at most).
-const MAX_CHUNK: u64 = 4 << 20;
+pub(super) const MAX_CHUNK: u64 = 4 << 20;
 /// Most pieces one side of a request may have, leaving room for the other side of a copy.
 const MAX_PIECES: usize = MAX_SG_PER_REQUEST as usize / 2 - 1;
 /// Most iovecs a `readv`/`writev` takes (Linux's `UIO_MAXIOV`).
