@@ -79,6 +79,15 @@ int main(int argc, char **argv) {
     int same = got == 16 && memcmp(opened_later, pattern + 32, 16) == 0;
     printf("  same bytes: %s\n", same ? "yes" : "no");
 
+    /* A buffer that runs from writable into read-only or inaccessible memory. */
+    char *halves = map(PROT_READ | PROT_WRITE, 3 * PAGE);
+    mprotect(halves + PAGE, PAGE, PROT_READ);
+    mprotect(halves + 2 * PAGE, PAGE, PROT_NONE);
+    show("pread running into a read-only page", pread(fd, halves + PAGE - 16, 32, 0));
+    show("pwrite running into a PROT_NONE page", pwrite(fd, halves + 2 * PAGE - 16, 32, 4 * PAGE));
+    show("pread starting in a read-only page", pread(fd, halves + 2 * PAGE - 16, 32, 0));
+    ftruncate(fd, sizeof pattern);
+
     show("pwrite from a PROT_NONE mapping", pwrite(fd, no_access, 16, 0));
     show("pwrite from NULL", pwrite(fd, NULL, 16, 0));
     show("pwrite from a read-only mapping", pwrite(fd, read_only, 16, 3 * PAGE));

@@ -65,8 +65,9 @@ impl Pieces {
 
     /// Adds user range `[virt, virt + len)`, cut at `limit` bytes in total, as far as the
     /// program's mappings allow the access (`write`: the host will write into it). Returns
-    /// false if they stop short; the callers then fail with `EFAULT` as Linux does on pipes
-    /// and terminals (a write that already moved data returns what it moved).
+    /// false if they stop short; the callers then move what was gathered on a regular file
+    /// and fail with `EFAULT` on pipes and terminals, as Linux does (a write that already
+    /// moved data returns what it moved).
     pub fn gather(
         &mut self,
         kernel: &mut Kernel,
@@ -460,10 +461,18 @@ fn read_at(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: Option<u6
         return Ok(0);
     }
     let mut pieces = Pieces::new();
-    if !pieces.gather(kernel, buf, count, true, MAX_CHUNK) {
+    let whole = pieces.gather(kernel, buf, count, true, MAX_CHUNK);
+    if pieces.bytes == 0 || (!whole && !stops_at_a_fault(&description)) {
         return Err(Errno::EFAULT);
     }
     read_description(kernel, &description, &pieces, offset)
+}
+
+/// Whether a transfer into or out of a buffer that runs into memory the program can't reach
+/// moves what it can up to there, as Linux's regular files do (its copy to user space stops
+/// at the fault); pipes and terminals fail such a transfer with `EFAULT` instead.
+fn stops_at_a_fault(description: &Description) -> bool {
+    matches!(description.kind, FileKind::Host { directory: false, .. } | FileKind::Tmpfs(_))
 }
 
 /// Linux's `access_ok` on a read's or write's buffer: `EFAULT` unless all of it (even an
@@ -503,7 +512,8 @@ fn write_at(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: Option<u
     let mut done = 0;
     while done < count {
         let mut pieces = Pieces::new();
-        if !pieces.gather(kernel, buf + done, count - done, false, MAX_CHUNK) {
+        let whole = pieces.gather(kernel, buf + done, count - done, false, MAX_CHUNK);
+        if pieces.bytes == 0 || (!whole && !stops_at_a_fault(&description)) {
             return if done > 0 { Ok(done) } else { Err(Errno::EFAULT) };
         }
         let at = offset.map(|o| o + done);
@@ -511,7 +521,7 @@ fn write_at(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: Option<u
         match check_broken_pipe(kernel, result) {
             Ok(written) => {
                 done += written;
-                if written < pieces.bytes {
+                if written < pieces.bytes || !whole {
                     break;
                 }
             }
