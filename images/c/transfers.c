@@ -170,5 +170,20 @@ int main(int argc, char **argv) {
     fstat(fd, &status);
     show("size after the append", status.st_size);
     show("offset after the append", lseek(append, 0, SEEK_CUR));
+
+    /* ...and fcntl(F_SETFL) turns appending on and off on an open fd. */
+    int later = open("data", O_WRONLY);
+    show("F_SETFL O_APPEND", fcntl(later, F_SETFL, O_APPEND));
+    show("F_GETFL shows O_APPEND", (fcntl(later, F_GETFL) & O_APPEND) != 0);
+    show("write once appending", write(later, "ab", 2));
+    fstat(fd, &status);
+    show("size after it", status.st_size);
+    show("F_SETFL without O_APPEND", fcntl(later, F_SETFL, 0));
+    lseek(later, 0, SEEK_SET);
+    show("write at 0 again", write(later, "cd", 2));
+    fstat(fd, &status);
+    show("size after that", status.st_size);
+    got = pread(fd, fresh, 2, 0);
+    printf("  first bytes: %.2s\n", fresh);
     return 0;
 }

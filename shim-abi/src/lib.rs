@@ -287,6 +287,9 @@ pub enum Opcode {
     /// data never enters guest memory. Result: bytes moved; `EINVAL` for a pair the host can't
     /// splice (the guest then copies through its own memory).
     Splice = 33,
+    /// Sets (`args[1]` = 1) or clears (0) `O_APPEND` on file handle `args[0]`, as the
+    /// program's `fcntl(F_SETFL)` asked. Result: 0.
+    SetAppend = 34,
 }
 
 /// [`Opcode::Splice`]'s `args[3]` when the input's file position is used (and moved).
@@ -332,6 +335,7 @@ impl Opcode {
             31 => Self::Copy,
             32 => Self::Zero,
             33 => Self::Splice,
+            34 => Self::SetAppend,
             _ => return None,
         })
     }

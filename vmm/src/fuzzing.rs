@@ -270,7 +270,7 @@ fn lay_out(memory: &GuestMemoryMmap, input: &[u8]) -> RingHeader {
         let mut request = Request::new_zeroed();
         request.opcode = match cursor.u8() % 8 {
             0 => cursor.u32(),
-            _ => u32::from(cursor.u8() % 35),
+            _ => u32::from(cursor.u8() % 36),
         };
         request.user_data = cursor.raw(8);
         request.args = [cursor.value(), cursor.value(), cursor.value(), cursor.value()];

@@ -130,7 +130,8 @@ impl RingService<'_> {
             | Opcode::Fsync
             | Opcode::Chmod
             | Opcode::Utimens
-            | Opcode::Statfs => self.files.handle(self.memory, request),
+            | Opcode::Statfs
+            | Opcode::SetAppend => self.files.handle(self.memory, request),
             Opcode::Copy => self.copy(request, a0),
             Opcode::Splice => self.splice(a0, a1, a2, a3),
             Opcode::Zero => self.with_buffers(request, |_, buffers| {
@@ -457,6 +458,7 @@ fn opcode_name(opcode: Opcode) -> &'static str {
         Opcode::Copy => "copy",
         Opcode::Zero => "zero",
         Opcode::Splice => "splice",
+        Opcode::SetAppend => "set-append",
     }
 }
 

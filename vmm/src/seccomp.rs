@@ -85,6 +85,7 @@ const fn kvm_ior(nr: u64, size: usize) -> u64 {
 const KVM_RUN: u64 = 0xae80;
 const KVM_GET_REGS: u64 = kvm_ior(0x81, size_of::<kvm_bindings::kvm_regs>());
 const KVM_GET_SREGS: u64 = kvm_ior(0x83, size_of::<kvm_bindings::kvm_sregs>());
+const FCNTLS: &[u64] = &[libc::F_GETFL as u64, libc::F_SETFL as u64];
 const IOCTLS: &[u64] =
     &[KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, libc::TCGETS, libc::TIOCGWINSZ];
 const MADVICE: &[u64] = &[libc::MADV_DONTNEED as u64, libc::MADV_FREE as u64];
@@ -109,6 +110,8 @@ pub const ALLOWED: &[Allowed] = &[
     allow("poll", libc::SYS_poll, "the program's poll on stdio"),
     allow("ppoll", libc::SYS_ppoll, "the program's poll on stdio (libc may use ppoll)"),
     allow("lseek", libc::SYS_lseek, "file positions"),
+    allow_if("fcntl", libc::SYS_fcntl, Args::OneOf { index: 1, values: FCNTLS },
+        "F_GETFL and F_SETFL, to pass the program's O_APPEND changes to a host file"),
     allow("fstat", libc::SYS_fstat, "fstat of stdio and of open handles"),
     allow_if("newfstatat", libc::SYS_newfstatat, Args::DirFds(&[0]),
         "stat beneath a mount fd"),

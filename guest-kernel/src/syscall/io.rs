@@ -1042,8 +1042,15 @@ pub fn fcntl(kernel: &mut Kernel, fd: u64, command: u64, arg: u64) -> SysResult 
         F_GETFL => Ok(u64::from(entry.description.status_flags())),
         F_SETFL if is_path => Err(Errno::EBADF),
         F_SETFL => {
-            // Missing: an O_APPEND set or cleared here doesn't reach a host file's fd, whose
-            // writes keep appending (or not) as it was opened.
+            let append = arg as u32 & O_APPEND != 0;
+            let was_append = entry.description.status_flags() & O_APPEND != 0;
+            if let FileKind::Host { handle, directory: false, .. } = entry.description.kind {
+                // The host file's own fd appends, not this kernel: it must hear of the change.
+                if append != was_append {
+                    let args = [handle, u64::from(append), 0, 0];
+                    ring::with_ring(|ring| ring.call_checked(Opcode::SetAppend, args, None))?;
+                }
+            }
             let mut state = entry.description.state.lock();
             state.status_flags = (state.status_flags & !SETFL_MASK) | (arg as u32 & SETFL_MASK);
             Ok(0)

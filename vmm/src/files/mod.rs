@@ -119,6 +119,7 @@ impl FileService {
             Opcode::Readlink => self.readlink(memory, request, a0, a1),
             Opcode::Access => self.access(memory, request, a0, a1),
             Opcode::Ftruncate => self.ftruncate(a0, a1),
+            Opcode::SetAppend => self.set_append(a0, a1),
             Opcode::Fsync => self.fsync(a0, a1),
             Opcode::Chmod => self.chmod(memory, request, a0, a1, a2),
             Opcode::Utimens => self.utimens(memory, request, [a0, a1, a2, a3]),
@@ -228,6 +229,21 @@ impl FileService {
         let offset = offset.map(file_offset).transpose()?;
         let iovecs = Sg::of(memory, request)?.iovecs(memory)?;
         transfer_vectored(fd, &iovecs, offset, Direction::FromGuest)
+    }
+
+    /// `args` = handle, 1 to set `O_APPEND` or 0 to clear it. Result: 0.
+    fn set_append(&mut self, handle: u64, append: u64) -> Reply {
+        let fd = self.file(handle)?.fd.as_raw_fd();
+        // SAFETY: F_GETFL on an fd this table owns; no memory is involved.
+        let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })? as libc::c_int;
+        let flags = match append {
+            0 => flags & !libc::O_APPEND,
+            1 => flags | libc::O_APPEND,
+            _ => return Err(Errno::EINVAL),
+        };
+        // SAFETY: F_SETFL on an fd this table owns, with flags it reported plus or minus
+        // O_APPEND; no memory is involved.
+        check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }).map(|_| 0)
     }
 
     /// `args` = handle, offset (i64), whence. Result: the new offset.
