@@ -10,7 +10,7 @@ use shim_abi::{ExitKind, Opcode};
 use crate::arch::{self, SyscallPath};
 use crate::errno::Errno;
 use crate::fs::pipe::Pipe;
-use crate::fs::tmpfs::Ino;
+use crate::fs::tmpfs::{Ino, NULL_DEVICE_INO};
 use crate::fs::Vfs;
 use crate::mm::frames::FrameAllocator;
 use crate::mm::space::AddressSpace;
@@ -102,6 +102,9 @@ pub enum Shortcut {
     /// transfers its access mode allows. (Eight bytes: the table moves with the kernel state
     /// at boot, and ring 0 copies are slow.)
     Host { handle: u32, readable: bool, writable: bool },
+    /// `/dev/null` (`NULL_DEVICE_INO`): reads end at once and writes vanish, and Linux never
+    /// touches the buffer of either.
+    NullDevice { readable: bool, writable: bool },
 }
 
 /// fds below this have a [`Shortcut`].
@@ -109,16 +112,17 @@ pub const SHORTCUT_FDS: usize = 64;
 
 impl Shortcut {
     fn of(description: &Description) -> Self {
+        let readable = description.check_readable().is_ok();
+        let writable = description.check_writable().is_ok();
         let handle = match description.kind {
             FileKind::HostStdio(stream) => u32::from(stream),
             FileKind::Host { handle, directory: false, .. } => match u32::try_from(handle) {
                 Ok(handle) => handle,
                 Err(_) => return Self::None,
             },
+            FileKind::Tmpfs(NULL_DEVICE_INO) => return Self::NullDevice { readable, writable },
             _ => return Self::None,
         };
-        let readable = description.check_readable().is_ok();
-        let writable = description.check_writable().is_ok();
         Self::Host { handle, readable, writable }
     }
 }

@@ -163,6 +163,15 @@ int main(int argc, char **argv) {
     show("write to stdin", write(0, "x", 1));
     fflush(stdout);
 
+    /* /dev/null never looks at the buffer, only at its range; through a low and a high fd. */
+    int null = open("/dev/null", O_RDWR);
+    int high_null = fcntl(null, F_DUPFD, 100);
+    show("write to /dev/null from NULL", write(null, NULL, 10));
+    show("read from /dev/null into NULL", read(null, NULL, 10));
+    show("write to /dev/null from the kernel half", write(null, (void *)0xffff800000000000UL, 10));
+    show("write to a high /dev/null fd from NULL", write(high_null, NULL, 10));
+    show("pread from a high /dev/null fd into NULL", pread(high_null, NULL, 10, 0));
+
     /* O_APPEND writes go to the end, whatever the offset. */
     int append = open("data", O_WRONLY | O_APPEND);
     lseek(append, 0, SEEK_SET);

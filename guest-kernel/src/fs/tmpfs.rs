@@ -21,6 +21,9 @@ use crate::process::{GID, UID};
 pub type Ino = usize;
 
 pub const ROOT: Ino = 1;
+/// `/dev/null`, the first device of the standard tree (after `/`, `/tmp` and `/dev`). Only
+/// root may unlink it, and the program never runs as root, so the number stays its own.
+pub const NULL_DEVICE_INO: Ino = 4;
 
 pub const S_IFMT: u32 = 0o170000;
 pub const S_IFDIR: u32 = 0o040000;
@@ -168,6 +171,12 @@ impl Tmpfs {
             open_count: 0,
             body,
         }
+    }
+
+    /// True if `ino` is a live inode and the null device.
+    pub fn is_null_device(&self, ino: Ino) -> bool {
+        let inode = self.inodes.get(ino).and_then(Option::as_ref);
+        inode.is_some_and(|inode| matches!(inode.body, Body::Device(Device::Null)))
     }
 
     pub fn get(&self, ino: Ino) -> &Inode {
@@ -495,6 +504,9 @@ impl Tmpfs {
         ] {
             let ino = self.create_fresh(dev, name, S_IFCHR | 0o666, 0, Body::Device(device), now);
             self.get_mut(ino).rdev = device.rdev(urandom);
+            if device == Device::Null {
+                assert_eq!(ino, NULL_DEVICE_INO, "/dev/null moved in the standard tree");
+            }
         }
         for (name, target) in [
             (&b"stdin"[..], &b"/proc/self/fd/0"[..]),

@@ -15,8 +15,9 @@
 
 use shim_abi::{Opcode, RESULT_PAGE_NOT_PRESENT, SG_HOST_WRITES, SG_USER_VIRTUAL, USER_END};
 
-use super::io::{self, MAX_CHUNK};
+use super::io::{self, MAX_CHUNK, MAX_RW_COUNT};
 use crate::errno::SysResult;
+use crate::fs::tmpfs::NULL_DEVICE_INO;
 use crate::process::{Kernel, Shortcut};
 use crate::ring;
 
@@ -34,12 +35,17 @@ pub fn try_transfer(kernel: &mut Kernel, number: u64, args: &[u64; 6]) -> Option
         PWRITE64 => (Opcode::Pwrite, false, args[3]),
         _ => return None,
     };
-    let Shortcut::Host { handle, readable, writable } = kernel.files.shortcut(args[0]) else {
-        return None;
-    };
-    let allowed = if host_writes { readable } else { writable };
     let (buffer, count) = (args[1], args[2]);
     let in_user_half = buffer.checked_add(count).is_some_and(|end| end <= USER_END);
+    let (handle, allowed) = match kernel.files.shortcut(args[0]) {
+        Shortcut::Host { handle, readable, writable } => {
+            (handle, if host_writes { readable } else { writable })
+        }
+        Shortcut::NullDevice { readable, writable } if in_user_half && (offset as i64) >= 0 => {
+            return null_device(kernel, host_writes, readable, writable, count);
+        }
+        _ => return None,
+    };
     if !allowed || count == 0 || count > MAX_CHUNK || !in_user_half || (offset as i64) < 0 {
         return None;
     }
@@ -59,4 +65,21 @@ pub fn try_transfer(kernel: &mut Kernel, number: u64, args: &[u64; 6]) -> Option
         done if done >= 0 => Some(Ok(done as u64)),
         _failed => None,
     }
+}
+
+/// A read from `/dev/null` (0) or a write to it (all of it, up to Linux's `MAX_RW_COUNT`),
+/// with the buffer's range already checked, as Linux checks it and nothing more.
+fn null_device(
+    kernel: &Kernel,
+    read: bool,
+    readable: bool,
+    writable: bool,
+    count: u64,
+) -> Option<SysResult> {
+    // The shortcut names the inode by number; make sure it still is the device.
+    let allowed = if read { readable } else { writable };
+    if !allowed || !kernel.vfs.tmpfs.is_null_device(NULL_DEVICE_INO) {
+        return None;
+    }
+    Some(Ok(if read { 0 } else { count.min(MAX_RW_COUNT) }))
 }

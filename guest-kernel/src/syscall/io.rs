@@ -457,7 +457,7 @@ fn read_at(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: Option<u6
     check_positioned(&description, offset)?;
     description.check_readable()?;
     check_user_range(buf, count)?;
-    if count == 0 {
+    if count == 0 || is_null_device(kernel, &description) {
         return Ok(0);
     }
     let mut pieces = Pieces::new();
@@ -474,6 +474,14 @@ fn read_at(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: Option<u6
 fn stops_at_a_fault(description: &Description) -> bool {
     matches!(description.kind, FileKind::Host { directory: false, .. } | FileKind::Tmpfs(_))
 }
+
+/// `/dev/null`, whose reads and writes Linux answers without touching the buffer.
+fn is_null_device(kernel: &Kernel, description: &Description) -> bool {
+    matches!(description.kind, FileKind::Tmpfs(ino) if kernel.vfs.tmpfs.is_null_device(ino))
+}
+
+/// The most one `read` or `write` moves on Linux (`INT_MAX`, page-aligned).
+pub(super) const MAX_RW_COUNT: u64 = 0x7fff_f000;
 
 /// Linux's `access_ok` on a read's or write's buffer: `EFAULT` unless all of it (even an
 /// empty one) lies below the end of user space, whatever is mapped there.
@@ -508,6 +516,9 @@ fn write_at(kernel: &mut Kernel, fd: u64, buf: u64, count: u64, offset: Option<u
     check_positioned(&description, offset)?;
     description.check_writable()?;
     check_user_range(buf, count)?;
+    if is_null_device(kernel, &description) {
+        return Ok(count.min(MAX_RW_COUNT));
+    }
     let count = count.min(i64::MAX as u64);
     let mut done = 0;
     while done < count {
