@@ -460,6 +460,23 @@ fn sendfile_from_a_mounted_file_is_done_by_the_host() {
     assert!(limited.stdout == data[..1000], "not the first 1000 bytes\n{}", limited.report());
 }
 
+/// A program that rewrites a set-user-ID file in a read-write mount leaves it without the
+/// bit, as Linux does for a writer without CAP_FSETID, even when the VMM runs as root.
+#[test]
+fn rewriting_a_set_user_id_file_clears_the_bit() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = fresh_dir("set-user-id");
+    std::fs::write(dir.join("tool"), b"#!/bin/sh\necho original\n").expect("writing the file");
+    std::fs::set_permissions(dir.join("tool"), std::fs::Permissions::from_mode(0o4755))
+        .expect("making it set-user-ID");
+    let mount = format!("{}:/out", path_str(&dir));
+    let args = ["dd", "if=/dev/zero", "of=/out/tool", "bs=4", "count=1", "conv=notrunc"];
+    let run = sandboxed_busybox(&["--dir", &mount], &args);
+    assert_code(&run, 0);
+    let mode = std::fs::metadata(dir.join("tool")).expect("the file").permissions().mode();
+    assert_eq!(mode & 0o7777, 0o755, "{}", run.report());
+}
+
 /// sha256sum of a 100 MiB file through a read-only mount equals the native sum.
 #[test]
 fn busybox_sha256sum_of_100_mib_over_a_mount() {

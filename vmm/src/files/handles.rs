@@ -20,6 +20,9 @@ pub struct OpenFile {
     /// The host open flags (`O_CLOEXEC` added by the host).
     #[expect(dead_code, reason = "kept for F_GETFL-style questions; the guest tracks its own")]
     pub flags: OFlags,
+    /// Set-user-ID and set-group-ID were taken off before its first write (see
+    /// `FileService::writable_file`).
+    pub set_id_cleared: std::cell::Cell<bool>,
 }
 
 #[derive(Debug, Default)]

@@ -160,11 +160,19 @@ impl FileService {
         Ok(self.writable_file(handle)?.fd.as_raw_fd())
     }
 
-    /// `EROFS` if `handle` was opened beneath a read-only mount.
+    /// `EROFS` if `handle` was opened beneath a read-only mount. Before the first change to
+    /// the file through this handle, its set-user-ID bit (and set-group-ID, when group
+    /// execute is on) is cleared, as Linux clears them when a writer without `CAP_FSETID`
+    /// writes: the VMM often runs as root, and a program must not be able to rewrite a
+    /// set-user-ID host binary and keep the bit.
     fn writable_file(&self, handle: u64) -> Result<&OpenFile, Errno> {
         let file = self.file(handle)?;
         if self.mounts[file.mount].read_only {
             return Err(Errno::EROFS);
+        }
+        if !file.set_id_cleared.get() {
+            clear_set_id_bits(&file.fd)?;
+            file.set_id_cleared.set(true);
         }
         Ok(file)
     }
@@ -192,7 +200,8 @@ impl FileService {
         let stat = if stat_gpa != 0 { Some(rustix::fs::fstat(&fd)?) } else { None };
 
         let mount = usize::try_from(mount_id).map_err(|_| Errno::EINVAL)?;
-        let handle = self.handles.insert(OpenFile { fd, mount, flags })?;
+        let set_id_cleared = std::cell::Cell::new(false);
+        let handle = self.handles.insert(OpenFile { fd, mount, flags, set_id_cleared })?;
         if let Some(stat) = stat {
             if let Err(errno) = guest::put(memory, stat_gpa, &self.owners.host_stat(&stat)) {
                 let _ = self.handles.remove(handle);
@@ -675,6 +684,22 @@ impl FileService {
 }
 
 /// A guest file offset: negative ones are `EINVAL`, as for `pread(2)`.
+/// Takes set-user-ID, and set-group-ID with group execute, off the file `fd` is open on.
+fn clear_set_id_bits(fd: &OwnedFd) -> Result<(), Errno> {
+    let mode = rustix::fs::fstat(fd)?.st_mode;
+    let set_gid_counts = mode & libc::S_IXGRP != 0;
+    let mut cleared = mode & !libc::S_ISUID;
+    if set_gid_counts {
+        cleared &= !libc::S_ISGID;
+    }
+    if cleared != mode {
+        // Refused only to a VMM that neither owns the file nor runs as root, and then the
+        // host kernel clears the bits itself on the write that follows.
+        let _ = rustix::fs::fchmod(fd, Mode::from_raw_mode(cleared & 0o7777));
+    }
+    Ok(())
+}
+
 /// Which way [`transfer_vectored`] moves data.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Direction {
