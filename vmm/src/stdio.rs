@@ -375,13 +375,10 @@ fn write_all_host(fd: RawFd, buffers: &[&[u8]]) -> i64 {
             // SAFETY: `rest` is a live buffer of the given length.
             let result = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
             if result < 0 {
+                // An interruption is the watchdog ending the run (`--timeout`, `--cpu-time`):
+                // give up with what was written, so the vCPU loop sees it; retrying would block
+                // for good on a pipe nobody reads.
                 let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted && written + offset == 0 {
-                    return -i64::from(libc::EINTR);
-                }
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
                 return if written + offset > 0 { (written + offset) as i64 } else { errno(&error) };
             }
             offset += result as usize;

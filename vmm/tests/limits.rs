@@ -27,6 +27,34 @@ fn cpu_time_ends_a_spinning_program_with_152() {
     );
 }
 
+/// `--timeout` ends a run whose output is stuck in a pipe nobody reads, in about the time
+/// it names (a blocked host write gives way to the watchdog's signal).
+#[test]
+fn timeout_ends_a_program_blocked_writing_to_a_full_pipe() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_litebox-vmm"))
+        .args(["--timeout", "1s", "--image"])
+        .arg(busybox())
+        .args(["--", "dd", "if=/dev/zero", "bs=1M", "count=10"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting litebox-vmm");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for litebox-vmm") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("still blocked 20 s after a --timeout of 1s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(124), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
 #[test]
 fn cpu_time_does_not_count_sleep() {
     let run = Program::new(busybox()).args(["sleep", "2"]);
