@@ -314,13 +314,19 @@ impl RingService<'_> {
         }
     }
 
-    /// `Opcode::Splice`: file handle `input` to file handle or stdio stream `output` with the
-    /// host's `sendfile`, within `--max-output` for stdout and stderr.
+    /// `Opcode::Splice`: file handle (or stdin) `input` to file handle or stdio stream
+    /// `output` with the host's `sendfile`, within `--max-output` for stdout and stderr.
     fn splice(&mut self, input: u64, output: u64, count: u64, offset: u64) -> i64 {
         let count = count.min(MAX_SPLICE_BYTES);
-        let in_fd = match self.files.readable_fd(input) {
-            Ok(fd) => fd,
-            Err(errno) => return errno.completion(),
+        let in_fd = if input >= FIRST_FILE_HANDLE {
+            match self.files.readable_fd(input) {
+                Ok(fd) => fd,
+                Err(errno) => return errno.completion(),
+            }
+        } else {
+            // Only stdin, and only when it is a host fd: the host kernel then decides.
+            let Some(fd) = self.stdio.host_input_fd(input) else { return EINVAL };
+            fd
         };
         let offset = match offset {
             SPLICE_AT_POSITION => None,

@@ -143,6 +143,14 @@ impl Stdio {
         }
     }
 
+    /// The host fd that stdin (`fd` 0) is read from, if it is one.
+    pub fn host_input_fd(&mut self, fd: u64) -> Option<RawFd> {
+        match self.stream(fd) {
+            Some(Stream::Host(host_fd)) if fd == 0 => Some(*host_fd),
+            _ => None,
+        }
+    }
+
     /// How much of `count` bytes of output `--max-output` lets through, or `EFBIG` (and the
     /// run ends) when nothing is left, as [`Stdio::write`] decides for a buffer.
     pub fn output_room(&mut self, count: u64) -> Result<u64, i64> {

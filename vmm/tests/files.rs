@@ -460,6 +460,43 @@ fn sendfile_from_a_mounted_file_is_done_by_the_host() {
     assert!(limited.stdout == data[..1000], "not the first 1000 bytes\n{}", limited.report());
 }
 
+/// `cat` to a full disk (stdout on /dev/full) fails as natively, from a mounted file and from
+/// a pipe on stdin: sendfile passes nothing on, and the input isn't consumed by the attempt,
+/// so busybox's read/write fallback meets the same error and reports it.
+#[test]
+fn cat_to_a_full_disk_reports_the_error() {
+    let dir = fresh_dir("full-disk");
+    std::fs::write(dir.join("a.txt"), b"hello world\n").expect("writing the file");
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let outcome = |mut command: std::process::Command, stdin: &[u8]| {
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(full())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting the program");
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        std::io::Write::write_all(&mut pipe, stdin).expect("feeding stdin");
+        drop(pipe);
+        let output = child.wait_with_output().expect("waiting for it");
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let mount = format!("{}:/data", path_str(&dir));
+    for (args, stdin) in [(&["cat", "/data/a.txt"][..], &b""[..]), (&["cat"][..], &b"abc\n"[..])] {
+        let mut sandboxed = std::process::Command::new(env!("CARGO_BIN_EXE_litebox-vmm"));
+        sandboxed.args(["--dir", &mount, "--image"]).arg(busybox()).arg("--").args(args);
+        let mut native = std::process::Command::new(busybox());
+        let native_args: Vec<String> =
+            args.iter().map(|a| a.replace("/data", path_str(&dir))).collect();
+        native.args(&native_args);
+        let (code, stderr) = outcome(sandboxed, stdin);
+        let (native_code, native_stderr) = outcome(native, stdin);
+        assert_eq!(code, native_code, "{args:?}: {stderr}");
+        assert_eq!(stderr, native_stderr, "{args:?}");
+        assert!(stderr.contains("No space left on device"), "{args:?}: {stderr}");
+    }
+}
+
 /// A program that rewrites a set-user-ID file in a read-write mount leaves it without the
 /// bit, as Linux does for a writer without CAP_FSETID, even when the VMM runs as root.
 #[test]

@@ -760,16 +760,23 @@ fn splice_files(
         if read == 0 {
             break;
         }
-        if let Some(offset) = in_offset.as_deref_mut() {
-            *offset += read;
-        }
         let at = out_offset.as_deref().copied();
         let result = write_description(kernel, output, &Pieces::from_list(bounce.prefix(read)), at);
-        let written = match check_broken_pipe(kernel, result) {
+        let written = check_broken_pipe(kernel, result);
+        // Like Linux, the input only moves past what was written: a failed or short write
+        // leaves the rest to be read again.
+        let moved = *written.as_ref().unwrap_or(&0);
+        if in_offset.is_none() && moved < read {
+            rewind(kernel, input, read - moved)?;
+        }
+        let written = match written {
             Ok(written) => written,
             Err(errno) if done == 0 => return Err(errno),
             Err(_) => break,
         };
+        if let Some(offset) = in_offset.as_deref_mut() {
+            *offset += written;
+        }
         if let Some(offset) = out_offset.as_deref_mut() {
             *offset += written;
         }
@@ -779,6 +786,24 @@ fn splice_files(
         }
     }
     Ok(done)
+}
+
+/// Moves the file position of `input` back by `bytes` it read but couldn't pass on (a
+/// stream's bytes are gone, as they are on Linux).
+fn rewind(kernel: &mut Kernel, input: &Description, bytes: u64) -> Result<(), Errno> {
+    match &input.kind {
+        FileKind::Host { handle, .. } => {
+            let back = (bytes as i64).wrapping_neg() as u64;
+            let args = [*handle, back, SEEK_CUR, 0];
+            ring::with_ring(|ring| ring.call_checked(Opcode::Seek, args, None)).map(|_| ())
+        }
+        FileKind::Tmpfs(_) => {
+            let mut state = input.state.lock();
+            state.offset = state.offset.saturating_sub(bytes);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The copy done by the host (`Opcode::Splice`) when it reads a host file and writes a host
@@ -792,12 +817,19 @@ fn splice_on_host(
     output: &Description,
     count: u64,
 ) -> Result<Option<u64>, Errno> {
-    let FileKind::Host { handle: in_handle, directory: false, .. } = input.kind else {
-        return Ok(None);
+    // Linux reads a sendfile's input with splice, which pipes and terminals don't have: the
+    // host decides for its own stdin (a file redirected to it can be sent), and the guest's
+    // pipes refuse. A stream's bytes can't be put back, so they never go to the bounce copy.
+    let (in_handle, from_stream) = match input.kind {
+        FileKind::Host { handle, directory: false, .. } => (handle, false),
+        FileKind::HostStdio(0) => (0, true),
+        FileKind::Pipe { .. } => return Err(Errno::EINVAL),
+        _ => return Ok(None),
     };
     let out_handle = match output.kind {
         FileKind::Host { handle, directory: false, .. } => handle,
         FileKind::HostStdio(stream) if stream != 0 => u64::from(stream),
+        _ if from_stream => return Err(Errno::EINVAL),
         _ => return Ok(None),
     };
     let mut done = 0;
@@ -809,7 +841,9 @@ fn splice_on_host(
         let moved = match u64::try_from(result) {
             Ok(moved) => moved,
             Err(_) if done > 0 => break,
-            Err(_) if Errno::from_result(result) == Errno::EINVAL => return Ok(None),
+            Err(_) if Errno::from_result(result) == Errno::EINVAL && !from_stream => {
+                return Ok(None);
+            }
             Err(_) => return check_broken_pipe(kernel, Err(Errno::from_result(result))).map(Some),
         };
         if let Some(offset) = in_offset.as_deref_mut() {
