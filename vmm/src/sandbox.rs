@@ -129,11 +129,14 @@ impl SandboxBuilder {
 
     /// Adds `key=value` to the program's environment (which is otherwise empty).
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.env.push((key.into(), value.into()));
+        // A key given again replaces the earlier value, as with `docker run -e`.
+        let key = key.into();
+        self.env.retain(|(existing, _)| *existing != key);
+        self.env.push((key, value.into()));
         self
     }
 
-    /// Guest memory in bytes.
+    /// Guest memory in bytes, rounded up to a whole 4 KiB page.
     pub fn memory(mut self, bytes: u64) -> Self {
         self.memory = bytes;
         self
@@ -234,6 +237,8 @@ impl SandboxBuilder {
 
     /// Checks the configuration.
     pub fn build(mut self) -> Result<Sandbox> {
+        let page = shim_abi::PAGE_SIZE;
+        self.memory = self.memory.checked_next_multiple_of(page).unwrap_or(u64::MAX);
         if !(MIN_MEMORY..=MAX_MEMORY).contains(&self.memory) {
             return Err(Error::Config(format!(
                 "guest memory must be between {} MiB and {} GiB, not {} bytes",

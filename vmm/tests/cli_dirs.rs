@@ -95,9 +95,16 @@ fn a_workdir_outside_the_mounts_is_created() {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_litebox-vmm"));
     command.args(flags).arg("--image").arg(common::busybox());
     command.args(["--", "sh", "-c", "pwd; ls -a"]);
-    let run = run(command, Place::Sandbox, None);
-    assert_code(&run, 0);
-    assert_eq!(run.stdout_text(), "/work/here\n.\n..\n", "{}", run.report());
+    let listed = run(command, Place::Sandbox, None);
+    assert_code(&listed, 0);
+    assert_eq!(listed.stdout_text(), "/work/here\n.\n..\n", "{}", listed.report());
+
+    // It belongs to the program's user, who can create files in it.
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_litebox-vmm"));
+    command.args(flags).arg("--image").arg(common::busybox());
+    command.args(["--", "touch", "made-here"]);
+    let touched = run(command, Place::Sandbox, None);
+    assert_code(&touched, 0);
 }
 
 #[test]

@@ -146,6 +146,10 @@ fn busybox_env_is_exactly_the_given_pairs() {
     assert_code(&run, 0);
     assert_eq!(run.stdout_text(), "A=1\nB=two\n", "{}", run.report());
     assert_same(&run, &program.native());
+
+    // A key given twice keeps its last value, as with `docker run -e`.
+    let twice = Program::new(busybox()).args(["env"]).env("A", "1").env("A", "2").sandboxed();
+    assert_eq!(twice.stdout_text(), "A=2\n", "{}", twice.report());
 }
 
 #[test]
@@ -406,6 +410,13 @@ fn dynamic_elf_is_126() {
         line.to_lowercase().contains("dynamic"),
         "no `dynamic` in: {line}"
     );
+}
+
+/// A guest memory size that isn't a whole number of pages is rounded up, not refused by KVM.
+#[test]
+fn memory_of_any_size_is_rounded_up_to_pages() {
+    let run = Program::new(image("hello-musl")).flags(["--memory", "100000000"]).sandboxed();
+    assert_code(&run, 0);
 }
 
 #[test]

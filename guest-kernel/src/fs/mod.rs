@@ -101,9 +101,10 @@ impl Vfs {
         let zero_page = frames.allocate().expect("the zero page");
         let mut vfs = Self { tmpfs, mounts, cwd, umask: 0o022, zero_page };
         // A working directory outside the mounts is created, as `docker run -w` does (the
-        // VMM checked that one inside a mount exists, and kept it out of /dev and /proc).
+        // VMM checked that one inside a mount exists, and kept it out of /dev and /proc),
+        // and owned by the program's user, who can then work in it.
         if vfs.mount_for(&vfs.cwd).is_none() {
-            vfs.tmpfs.mkdir_p(&vfs.cwd.clone(), now);
+            vfs.tmpfs.mkdir_p_owned(&vfs.cwd.clone(), crate::process::UID as u32, now);
         }
         vfs
     }

@@ -557,13 +557,18 @@ impl Tmpfs {
     /// Creates the directories of a normal absolute path that are missing (root's, 0755) and
     /// returns the last one. Used at boot for the standard tree and for mount points.
     pub fn mkdir_p(&mut self, path: &[u8], now: Time) -> Ino {
+        self.mkdir_p_owned(path, 0, now)
+    }
+
+    /// [`Tmpfs::mkdir_p`] with the directories it creates owned by `uid` (0755).
+    pub fn mkdir_p_owned(&mut self, path: &[u8], uid: u32, now: Time) -> Ino {
         let mut dir = ROOT;
         for name in super::path::components(path) {
             dir = match self.lookup(dir, name) {
                 Ok(Some(existing)) if self.get(existing).is_dir() => existing,
                 Ok(_) => {
                     let body = Body::Dir { entries: BTreeMap::new(), parent: dir };
-                    self.create(dir, name, S_IFDIR | 0o755, 0, body, now).unwrap_or(dir)
+                    self.create(dir, name, S_IFDIR | 0o755, uid, body, now).unwrap_or(dir)
                 }
                 Err(_) => return dir,
             };
