@@ -65,6 +65,14 @@ fn tmp_lives_for_one_run() {
     );
 }
 
+/// `ls /proc/self/fd` lists the open fds (stdio, and the directory `ls` itself has open).
+#[test]
+fn proc_self_fd_lists_the_open_fds() {
+    let run = sandboxed_busybox(&[], &["ls", "/proc/self/fd"]);
+    assert_code(&run, 0);
+    assert_eq!(run.stdout_text(), "0\n1\n2\n3\n", "{}", run.report());
+}
+
 #[test]
 fn dev_zero_null_and_urandom() {
     let zeros = sandboxed_busybox(&[], &["od", "-An", "-tx1", "-N", "8", "/dev/zero"]);

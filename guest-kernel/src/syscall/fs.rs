@@ -171,6 +171,10 @@ fn check_not_mount_point(kernel: &Kernel, resolved: &Resolved) -> Result<(), Err
 // open
 // ---------------------------------------------------------------------------------------------
 
+/// The inode number `/proc/self/fd`'s entry for fd 0 has (fd N: this plus N), beyond the
+/// tmpfs's own numbers.
+const FD_ENTRY_INO: u64 = 1 << 32;
+
 pub fn openat(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
     let mut flags = flags as u32;
     if flags & O_TMPFILE_DIR == O_TMPFILE_DIR {
@@ -578,8 +582,17 @@ pub fn getdents64(kernel: &mut Kernel, fd: u64, dirp: u64, count: u64) -> SysRes
             let ino = *ino;
             let entries: Vec<(Vec<u8>, u64, u8)> = match &kernel.vfs.tmpfs.get(ino).body {
                 Body::FdDir => {
-                    let fds = kernel.files.open_fds();
-                    fds.into_iter().map(|fd| (alloc::format!("{fd}").into_bytes(), 0, DT_LNK)).collect()
+                    // Each fd with an inode number of its own: `ls` and readdir skip an entry
+                    // whose number is 0, as a deleted one.
+                    let parent = kernel.vfs.tmpfs.parent_of(ino);
+                    let mut all = alloc::vec![
+                        (b".".to_vec(), ino as u64, DT_DIR),
+                        (b"..".to_vec(), parent as u64, DT_DIR),
+                    ];
+                    for fd in kernel.files.open_fds() {
+                        all.push((alloc::format!("{fd}").into_bytes(), FD_ENTRY_INO + fd, DT_LNK));
+                    }
+                    all
                 }
                 Body::Dir { .. } => {
                     let parent = kernel.vfs.tmpfs.parent_of(ino);
