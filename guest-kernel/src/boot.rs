@@ -76,6 +76,8 @@ pub extern "C" fn kernel_main() -> ! {
         unsupported_logged: [0; 8],
         scratch_gpa,
         thread_name: *b"main\0\0\0\0\0\0\0\0\0\0\0\0",
+        args: (boot.arg_start, boot.arg_end),
+        environment: (boot.env_start, boot.env_end),
     };
     *trap::KERNEL.lock() = Some(kernel);
     PROGRAM_START.call_once(|| (boot.entry, boot.stack_pointer));

@@ -2,7 +2,6 @@
 //! bookkeeping and limits, and how it ends (`exit` or a signal), reported to the VMM.
 
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use shim_abi::{ExitKind, Opcode};
@@ -271,6 +270,9 @@ pub struct Kernel {
     pub scratch_gpa: u64,
     /// `prctl(PR_SET_NAME)`'s name (NUL-padded).
     pub thread_name: [u8; 16],
+    /// Where the argument and environment strings are in the program's memory.
+    pub args: (u64, u64),
+    pub environment: (u64, u64),
 }
 
 pub const RLIM_INFINITY: u64 = u64::MAX;

@@ -124,6 +124,13 @@ pub struct BootInfo {
     pub vdso_virt: u64,
     /// The guest-physical page the kernel keeps the [`VvarPage`] in.
     pub vvar_gpa: u64,
+    /// The argument strings on the initial stack, NUL-terminated, in order, as Linux's
+    /// `mm->arg_start..arg_end` (what `/proc/self/cmdline` reads), then the environment's
+    /// (`env_start..env_end`, `/proc/self/environ`).
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
 
     /// Number of valid entries in `segments`. The vDSO and the prepared top of the stack are
     /// entries too.

@@ -329,6 +329,10 @@ pub fn load(
     boot.mmap_top = vdso_virt - 2 * PAGE_SIZE;
     boot.vdso_virt = vdso_virt;
     boot.vvar_gpa = vvar_gpa;
+    boot.arg_start = stack.arg_start;
+    boot.arg_end = stack.arg_end;
+    boot.env_start = stack.env_start;
+    boot.env_end = stack.env_end;
     boot.segment_count = segments.len() as u32;
     boot.segments[..segments.len()].copy_from_slice(&segments);
     Ok(())
@@ -338,6 +342,11 @@ pub fn load(
 struct StackImage {
     start: u64,
     bytes: Vec<u8>,
+    /// Where the argument and environment strings lie (see `BootInfo::arg_start`).
+    arg_start: u64,
+    arg_end: u64,
+    env_start: u64,
+    env_end: u64,
 }
 
 /// Lays out the System V initial stack: argc, argv, envp, auxv, then the strings and the
@@ -354,8 +363,17 @@ fn build_stack(program: &Program, args: &ProgramArgs<'_>, vdso_virt: u64) -> Sta
     };
     let top = STACK_TOP - 16; // keep a zero word at the very top
     let exec_fn = top - place(args.exec_path, &mut data);
-    let env_addrs: Vec<u64> = args.envp.iter().map(|e| top - place(e, &mut data)).collect();
-    let arg_addrs: Vec<u64> = args.argv.iter().map(|a| top - place(a, &mut data)).collect();
+    // Placed last first, so each list reads in order upwards, arguments below the
+    // environment, as Linux lays them out (`/proc/self/cmdline` is one range).
+    let env_end = exec_fn;
+    let mut env_addrs: Vec<u64> =
+        args.envp.iter().rev().map(|e| top - place(e, &mut data)).collect();
+    env_addrs.reverse();
+    let env_start = top - data.len() as u64;
+    let mut arg_addrs: Vec<u64> =
+        args.argv.iter().rev().map(|a| top - place(a, &mut data)).collect();
+    arg_addrs.reverse();
+    let arg_start = top - data.len() as u64;
     let platform = top - place(b"x86_64", &mut data);
     let mut random = [0u8; 16];
     getrandom_host(&mut random);
@@ -408,7 +426,7 @@ fn build_stack(program: &Program, args: &ProgramArgs<'_>, vdso_virt: u64) -> Sta
     }
     let data_offset = (random_addr - start) as usize;
     bytes[data_offset..data_offset + data.len()].copy_from_slice(&data);
-    StackImage { start, bytes }
+    StackImage { start, bytes, arg_start, arg_end: env_start, env_start, env_end }
 }
 
 /// Fills `buffer` from the host's CSPRNG.

@@ -65,6 +65,51 @@ fn tmp_lives_for_one_run() {
     );
 }
 
+/// The generated `/proc` files: the program's own arguments and environment, its mappings,
+/// the guest's memory (enough for `busybox free`) and its uptime.
+#[test]
+fn proc_files_describe_the_program_and_the_guest() {
+    let cmdline = Program::new(busybox())
+        .args(["cat", "/proc/self/cmdline"])
+        .env("A", "1")
+        .sandboxed();
+    assert_code(&cmdline, 0);
+    let argv0 = busybox().to_str().expect("a UTF-8 path").to_owned();
+    assert_eq!(cmdline.stdout, format!("{argv0}\0cat\0/proc/self/cmdline\0").into_bytes());
+
+    let environ = Program::new(busybox())
+        .args(["cat", "/proc/self/environ"])
+        .env("A", "1")
+        .env("B", "two")
+        .sandboxed();
+    assert_eq!(environ.stdout, b"A=1\0B=two\0", "{}", environ.report());
+
+    let maps = sandboxed_busybox(&[], &["cat", "/proc/self/maps"]);
+    assert_code(&maps, 0);
+    let text = maps.stdout_text();
+    for name in ["[stack]", "[heap]", "[vdso]", "r-xp"] {
+        assert!(text.contains(name), "no {name} in\n{text}");
+    }
+
+    let meminfo = sandboxed_busybox(&["--memory", "256M"], &["cat", "/proc/meminfo"]);
+    let total_kib: u64 = meminfo
+        .stdout_text()
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.trim().strip_suffix(" kB"))
+        .and_then(|kib| kib.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no MemTotal in\n{}", meminfo.report()));
+    assert!(total_kib > 200 << 10 && total_kib <= 256 << 10, "MemTotal {total_kib} kB");
+    let free = sandboxed_busybox(&["--memory", "256M"], &["free"]);
+    assert_code(&free, 0);
+    assert!(free.stdout_text().starts_with("              total"), "{}", free.report());
+
+    let uptime = sandboxed_busybox(&[], &["cat", "/proc/uptime"]);
+    let fields: Vec<f64> =
+        uptime.stdout_text().split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    assert!(fields.len() == 2 && fields[0] < 60.0, "{}", uptime.report());
+}
+
 /// `ls /proc/self/fd` lists the open fds (stdio, and the directory `ls` itself has open).
 #[test]
 fn proc_self_fd_lists_the_open_fds() {

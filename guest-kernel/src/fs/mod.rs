@@ -59,6 +59,21 @@ pub struct Vfs {
     pub umask: u32,
     /// A frame that is always zero: the source for reading tmpfs holes.
     pub zero_page: u64,
+    /// The generated `/proc` files (see `syscall::procfs`), once created.
+    pub generated_created: bool,
+    pub generated: Vec<(Ino, GeneratedFile)>,
+    /// The text of the generated file being filled, kept while the host copies it.
+    pub generated_text: Vec<u8>,
+}
+
+/// What a generated `/proc` file shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GeneratedFile {
+    Meminfo,
+    Uptime,
+    Cmdline,
+    Environ,
+    Maps,
 }
 
 impl Vfs {
@@ -99,7 +114,16 @@ impl Vfs {
 
         let cwd = text(&config.workdir, config.workdir_len);
         let zero_page = frames.allocate().expect("the zero page");
-        let mut vfs = Self { tmpfs, mounts, cwd, umask: 0o022, zero_page };
+        let mut vfs = Self {
+            tmpfs,
+            mounts,
+            cwd,
+            umask: 0o022,
+            zero_page,
+            generated_created: false,
+            generated: Vec::new(),
+            generated_text: Vec::new(),
+        };
         // A working directory outside the mounts is created, as `docker run -w` does (the
         // VMM checked that one inside a mount exists, and kept it out of /dev and /proc),
         // and owned by the program's user, who can then work in it.

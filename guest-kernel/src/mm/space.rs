@@ -97,6 +97,11 @@ impl AddressSpace {
         Self { tables, vmas: Vec::new(), brk_start, brk: brk_start, mmap_top, stack_limit }
     }
 
+    /// The program's mappings, in address order.
+    pub fn vmas(&self) -> &[Vma] {
+        &self.vmas
+    }
+
     /// The VMA containing `addr`.
     pub fn find(&self, addr: u64) -> Option<&Vma> {
         let index = self.vmas.partition_point(|vma| vma.end <= addr);

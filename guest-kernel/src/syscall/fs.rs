@@ -21,6 +21,7 @@ use crate::process::{
 };
 use crate::ring;
 use crate::syscall::io::{self, Pieces};
+use crate::syscall::procfs;
 
 pub const AT_FDCWD: i32 = -100;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
@@ -90,7 +91,13 @@ fn lookup(kernel: &mut Kernel, dirfd: u64, path: u64, follow: bool) -> Result<Re
     lookup_bytes(kernel, dirfd, &path, follow)
 }
 
-fn lookup_bytes(kernel: &Kernel, dirfd: u64, path: &[u8], follow: bool) -> Result<Resolved, Errno> {
+fn lookup_bytes(
+    kernel: &mut Kernel,
+    dirfd: u64,
+    path: &[u8],
+    follow: bool,
+) -> Result<Resolved, Errno> {
+    procfs::create_if_named(kernel, path);
     let base = base_dir(kernel, dirfd, path)?;
     kernel.vfs.resolve(&base, path, follow)
 }
@@ -234,6 +241,9 @@ pub fn openat(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64, mode: u64)
             let regular = matches!(kernel.vfs.tmpfs.get(ino).body, Body::File { .. });
             if flags & O_TRUNC != 0 && writes && regular {
                 truncate_tmpfs(kernel, ino, 0)?;
+            }
+            if flags & O_PATH == 0 {
+                procfs::refresh(kernel, ino)?;
             }
             FileKind::Tmpfs(ino)
         }
@@ -982,7 +992,7 @@ pub fn faccessat2(kernel: &mut Kernel, dirfd: u64, path: u64, mode: u64, flags: 
 }
 
 /// Sets a tmpfs file's size, zeroing the tail of its new last page through the host.
-fn truncate_tmpfs(kernel: &mut Kernel, ino: Ino, length: u64) -> SysResult {
+pub(super) fn truncate_tmpfs(kernel: &mut Kernel, ino: Ino, length: u64) -> SysResult {
     match kernel.vfs.tmpfs.get(ino).body {
         Body::File { .. } => {}
         Body::Dir { .. } | Body::FdDir => return Err(Errno::EISDIR),

@@ -767,7 +767,7 @@ fn splice_files(
         // leaves the rest to be read again.
         let moved = *written.as_ref().unwrap_or(&0);
         if in_offset.is_none() && moved < read {
-            rewind(kernel, input, read - moved)?;
+            rewind(input, read - moved)?;
         }
         let written = match written {
             Ok(written) => written,
@@ -790,7 +790,7 @@ fn splice_files(
 
 /// Moves the file position of `input` back by `bytes` it read but couldn't pass on (a
 /// stream's bytes are gone, as they are on Linux).
-fn rewind(kernel: &mut Kernel, input: &Description, bytes: u64) -> Result<(), Errno> {
+fn rewind(input: &Description, bytes: u64) -> Result<(), Errno> {
     match &input.kind {
         FileKind::Host { handle, .. } => {
             let back = (bytes as i64).wrapping_neg() as u64;

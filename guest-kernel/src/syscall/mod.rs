@@ -12,6 +12,7 @@ mod io;
 mod memory;
 mod piece_list;
 mod process;
+mod procfs;
 mod signal;
 mod time;
 

@@ -1,0 +1,147 @@
+//! The generated files of `/proc`: `/proc/meminfo`, `/proc/uptime` and
+//! `/proc/self/{cmdline,environ,maps}`. They are tmpfs files created the first time a path
+//! naming `/proc` is looked up (at boot each entry would cost about a millisecond of
+//! interpreted ring 0, for files most programs never read), and every open fills the file
+//! anew from the kernel's state, as Linux produces them when read.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use crate::errno::Errno;
+use crate::fs::GeneratedFile as Generated;
+use crate::fs::tmpfs::{Body, Ino, S_IFREG};
+use crate::mm::kernel_gpa;
+use crate::mm::space::{Vma, VmaKind};
+use crate::process::{Description, FileKind, Kernel, O_WRONLY, UID};
+
+use super::io::{self, Pieces};
+
+/// Creates the generated files once, if `path` (as the program spelled it) names `/proc`.
+pub fn create_if_named(kernel: &mut Kernel, path: &[u8]) {
+    if kernel.vfs.generated_created || !path.windows(4).any(|part| part == b"proc") {
+        return;
+    }
+    kernel.vfs.generated_created = true;
+    let now = crate::fs::tmpfs::Time::from_ns(kernel.clock.realtime_ns());
+    let proc_dir = kernel.vfs.tmpfs.mkdir_p(b"/proc", now);
+    let self_dir = kernel.vfs.tmpfs.mkdir_p(b"/proc/self", now);
+    let files: [(Ino, &[u8], u32, Generated); 5] = [
+        (proc_dir, b"meminfo", 0, Generated::Meminfo),
+        (proc_dir, b"uptime", 0, Generated::Uptime),
+        (self_dir, b"cmdline", UID as u32, Generated::Cmdline),
+        (self_dir, b"environ", UID as u32, Generated::Environ),
+        (self_dir, b"maps", UID as u32, Generated::Maps),
+    ];
+    for (dir, name, owner, what) in files {
+        let body = Body::File { pages: Vec::new(), size: 0 };
+        let mode = S_IFREG | if what == Generated::Environ { 0o400 } else { 0o444 };
+        if let Ok(ino) = kernel.vfs.tmpfs.create(dir, name, mode, owner, body, now) {
+            kernel.vfs.generated.push((ino, what));
+        }
+    }
+}
+
+/// Refills `ino` if it is a generated file (on open).
+pub fn refresh(kernel: &mut Kernel, ino: Ino) -> Result<(), Errno> {
+    let Some(&(_, what)) = kernel.vfs.generated.iter().find(|(file, _)| *file == ino) else {
+        return Ok(());
+    };
+    super::fs::truncate_tmpfs(kernel, ino, 0)?;
+    let description = Description::new(FileKind::Tmpfs(ino), Vec::new(), O_WRONLY);
+    let pieces = match what {
+        Generated::Cmdline | Generated::Environ => {
+            // The program's own memory, as Linux reads it: what it wrote there since shows.
+            let (start, end) = match what {
+                Generated::Cmdline => kernel.args,
+                _ => kernel.environment,
+            };
+            let mut pieces = Pieces::new();
+            let len = end.saturating_sub(start);
+            if len > 0 && !pieces.gather(kernel, start, len, false, len) {
+                return Err(Errno::EFAULT);
+            }
+            pieces
+        }
+        Generated::Meminfo | Generated::Uptime | Generated::Maps => {
+            let text = match what {
+                Generated::Meminfo => meminfo(kernel),
+                Generated::Uptime => uptime(kernel),
+                _ => maps(kernel.space.vmas()),
+            };
+            // Kept alive across the copy below by `kernel.vfs.generated_text`.
+            kernel.vfs.generated_text = text.into_bytes();
+            let text = &kernel.vfs.generated_text;
+            Pieces::from_list(alloc::vec![(kernel_gpa(text.as_ptr()), text.len() as u64)])
+        }
+    };
+    if pieces.bytes > 0 {
+        io::write_description(kernel, &description, &pieces, Some(0))?;
+    }
+    Ok(())
+}
+
+/// `/proc/meminfo`: the guest's memory as the frame allocator and the tmpfs see it.
+fn meminfo(kernel: &Kernel) -> String {
+    let kib = |pages: u64| pages * (shim_abi::PAGE_SIZE / 1024);
+    let free = kib(kernel.frames.available());
+    let tmpfs = kib(kernel.vfs.tmpfs.used_pages);
+    let rows = [
+        // What the kernel can hand out: guest memory less the kernel and the VMM's setup.
+        ("MemTotal", kib(kernel.frames.total())),
+        ("MemFree", free),
+        ("MemAvailable", free),
+        ("Buffers", 0),
+        ("Cached", tmpfs),
+        ("SwapCached", 0),
+        ("SwapTotal", 0),
+        ("SwapFree", 0),
+        ("Shmem", tmpfs),
+    ];
+    let mut text = String::new();
+    for (name, value) in rows {
+        let _ = writeln!(text, "{:<16}{value:>8} kB", alloc::format!("{name}:"));
+    }
+    text
+}
+
+/// `/proc/uptime`: seconds since boot, and (one vCPU, never idle while this runs) 0 idle.
+fn uptime(kernel: &Kernel) -> String {
+    let centiseconds = kernel.clock.uptime_ns() / 10_000_000;
+    alloc::format!("{}.{:02} 0.00\n", centiseconds / 100, centiseconds % 100)
+}
+
+/// `/proc/self/maps`: one line per mapping, named as Linux names the stack, heap and vDSO.
+fn maps(vmas: &[Vma]) -> String {
+    let mut text = String::new();
+    for vma in vmas {
+        let flag = |bit: u32, letter: char| if vma.prot & bit != 0 { letter } else { '-' };
+        let line_start = text.len();
+        let _ = write!(
+            text,
+            "{:08x}-{:08x} {}{}{}{} 00000000 00:00 0",
+            vma.start,
+            vma.end,
+            flag(1, 'r'),
+            flag(2, 'w'),
+            flag(4, 'x'),
+            if vma.shared { 's' } else { 'p' },
+        );
+        let name = match vma.kind {
+            VmaKind::Stack => "[stack]",
+            VmaKind::Heap => "[heap]",
+            VmaKind::Vdso if vma.prot & 4 != 0 => "[vdso]",
+            VmaKind::Vdso => "[vvar]",
+            VmaKind::Anonymous => "",
+        };
+        if !name.is_empty() {
+            // Linux pads the name to column 73.
+            while text.len() - line_start < 73 {
+                text.push(' ');
+            }
+            text.push_str(name);
+        }
+        text.push('\n');
+    }
+    text
+}
