@@ -8,9 +8,12 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096
@@ -171,6 +174,20 @@ int main(int argc, char **argv) {
     show("write to /dev/null from the kernel half", write(null, (void *)0xffff800000000000UL, 10));
     show("write to a high /dev/null fd from NULL", write(high_null, NULL, 10));
     show("pread from a high /dev/null fd into NULL", pread(high_null, NULL, 10, 0));
+
+    /* sendfile from stdin (/dev/null in both runs) into a file: nothing to send. */
+    int sink = open("sink", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    show("sendfile from stdin to a file", sendfile(sink, 0, NULL, 5));
+
+    /* A /proc file read again from its start shows the state now. */
+    int uptime = open("/proc/uptime", O_RDONLY);
+    char first[64] = {0}, again[64] = {0};
+    read(uptime, first, sizeof first - 1);
+    struct timespec pause = {1, 100000000};
+    nanosleep(&pause, NULL);
+    lseek(uptime, 0, SEEK_SET);
+    read(uptime, again, sizeof again - 1);
+    printf("uptime advanced on a second read: %s\n", atof(again) > atof(first) ? "yes" : "no");
 
     /* O_APPEND writes go to the end, whatever the offset. */
     int append = open("data", O_WRONLY | O_APPEND);

@@ -104,6 +104,13 @@ fn proc_files_describe_the_program_and_the_guest() {
     assert_code(&free, 0);
     assert!(free.stdout_text().starts_with("              total"), "{}", free.report());
 
+    // A full tmpfs doesn't stop them: they are the kernel's, not the program's files.
+    let tmpfs_full = sandboxed_busybox(&["--tmpfs-size", "1"], &["cat", "/proc/meminfo"]);
+    assert_code(&tmpfs_full, 0);
+    // Nor does the program own them.
+    let chmod = sandboxed_busybox(&[], &["chmod", "666", "/proc/self/cmdline"]);
+    assert_code(&chmod, 1);
+
     let uptime = sandboxed_busybox(&[], &["cat", "/proc/uptime"]);
     let fields: Vec<f64> =
         uptime.stdout_text().split_whitespace().filter_map(|f| f.parse().ok()).collect();

@@ -99,7 +99,12 @@ fn lookup_bytes(
 ) -> Result<Resolved, Errno> {
     procfs::create_if_named(kernel, path);
     let base = base_dir(kernel, dirfd, path)?;
-    kernel.vfs.resolve(&base, path, follow)
+    match kernel.vfs.resolve(&base, path, follow) {
+        // A path that reaches /proc without naming it (a symlink, a relative path): the
+        // generated files may be what it wants.
+        Err(Errno::ENOENT) if procfs::create(kernel) => kernel.vfs.resolve(&base, path, follow),
+        resolved => resolved,
+    }
 }
 
 /// The host's id for mount index `mount`.

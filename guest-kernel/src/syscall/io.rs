@@ -307,6 +307,10 @@ pub fn read_description(
                 Body::File { .. } => {}
             }
             let position = offset.unwrap_or_else(|| description.state.lock().offset);
+            if position == 0 {
+                // A generated /proc file read from its start shows the state now, as Linux's.
+                super::procfs::refresh(kernel, ino)?;
+            }
             let size = kernel.vfs.tmpfs.get(ino).size();
             let count = pieces.bytes.min(size.saturating_sub(position));
             if count == 0 {
@@ -818,8 +822,9 @@ fn splice_on_host(
     count: u64,
 ) -> Result<Option<u64>, Errno> {
     // Linux reads a sendfile's input with splice, which pipes and terminals don't have: the
-    // host decides for its own stdin (a file redirected to it can be sent), and the guest's
-    // pipes refuse. A stream's bytes can't be put back, so they never go to the bounce copy.
+    // host decides for its own stdin (a file redirected to it can be sent) when the output
+    // is the host's too, and the guest's pipes refuse. Stdin to an in-guest output takes the
+    // bounce copy, which can't put a pipe's bytes back when the write fails.
     let (in_handle, from_stream) = match input.kind {
         FileKind::Host { handle, directory: false, .. } => (handle, false),
         FileKind::HostStdio(0) => (0, true),
@@ -829,7 +834,6 @@ fn splice_on_host(
     let out_handle = match output.kind {
         FileKind::Host { handle, directory: false, .. } => handle,
         FileKind::HostStdio(stream) if stream != 0 => u64::from(stream),
-        _ if from_stream => return Err(Errno::EINVAL),
         _ => return Ok(None),
     };
     let mut done = 0;
@@ -913,6 +917,9 @@ pub fn copy_file_range(
         0 => None,
         ptr => Some(kernel.space.read_user::<u64>(&mut kernel.frames, ptr)?),
     };
+    if [in_offset, out_offset].iter().flatten().any(|&offset| (offset as i64) < 0) {
+        return Err(Errno::EINVAL);
+    }
     let count = count.min(0x7fff_f000);
     let moved =
         splice_files(kernel, &input, in_offset.as_mut(), &output, out_offset.as_mut(), count)?;

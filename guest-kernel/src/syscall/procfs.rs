@@ -13,14 +13,22 @@ use crate::fs::GeneratedFile as Generated;
 use crate::fs::tmpfs::{Body, Ino, S_IFREG};
 use crate::mm::kernel_gpa;
 use crate::mm::space::{Vma, VmaKind};
-use crate::process::{Description, FileKind, Kernel, O_WRONLY, UID};
+use crate::process::{Description, FileKind, Kernel, O_WRONLY};
 
 use super::io::{self, Pieces};
 
 /// Creates the generated files once, if `path` (as the program spelled it) names `/proc`.
 pub fn create_if_named(kernel: &mut Kernel, path: &[u8]) {
-    if kernel.vfs.generated_created || !path.windows(4).any(|part| part == b"proc") {
+    if !path.windows(4).any(|part| part == b"proc") {
         return;
+    }
+    create(kernel);
+}
+
+/// Creates the generated files, unless done already. True if this call created them.
+pub fn create(kernel: &mut Kernel) -> bool {
+    if kernel.vfs.generated_created {
+        return false;
     }
     kernel.vfs.generated_created = true;
     let now = crate::fs::tmpfs::Time::from_ns(kernel.clock.realtime_ns());
@@ -29,17 +37,19 @@ pub fn create_if_named(kernel: &mut Kernel, path: &[u8]) {
     let files: [(Ino, &[u8], u32, Generated); 5] = [
         (proc_dir, b"meminfo", 0, Generated::Meminfo),
         (proc_dir, b"uptime", 0, Generated::Uptime),
-        (self_dir, b"cmdline", UID as u32, Generated::Cmdline),
-        (self_dir, b"environ", UID as u32, Generated::Environ),
-        (self_dir, b"maps", UID as u32, Generated::Maps),
+        (self_dir, b"cmdline", 0, Generated::Cmdline),
+        (self_dir, b"environ", 0, Generated::Environ),
+        (self_dir, b"maps", 0, Generated::Maps),
     ];
     for (dir, name, owner, what) in files {
         let body = Body::File { pages: Vec::new(), size: 0 };
-        let mode = S_IFREG | if what == Generated::Environ { 0o400 } else { 0o444 };
+        // Root's, so the program can't chmod, truncate or write them (Linux refuses all).
+        let mode = S_IFREG | 0o444;
         if let Ok(ino) = kernel.vfs.tmpfs.create(dir, name, mode, owner, body, now) {
             kernel.vfs.generated.push((ino, what));
         }
     }
+    true
 }
 
 /// Refills `ino` if it is a generated file (on open).
@@ -56,10 +66,11 @@ pub fn refresh(kernel: &mut Kernel, ino: Ino) -> Result<(), Errno> {
                 Generated::Cmdline => kernel.args,
                 _ => kernel.environment,
             };
+            // Up to the first page it can't read, as Linux stops there too.
             let mut pieces = Pieces::new();
             let len = end.saturating_sub(start);
-            if len > 0 && !pieces.gather(kernel, start, len, false, len) {
-                return Err(Errno::EFAULT);
+            if len > 0 {
+                pieces.gather(kernel, start, len, false, len);
             }
             pieces
         }
@@ -76,7 +87,11 @@ pub fn refresh(kernel: &mut Kernel, ino: Ino) -> Result<(), Errno> {
         }
     };
     if pieces.bytes > 0 {
-        io::write_description(kernel, &description, &pieces, Some(0))?;
+        // Not the program's files: they don't count against (or fail at) `--tmpfs-size`.
+        let limit = core::mem::replace(&mut kernel.vfs.tmpfs.limit_pages, u64::MAX);
+        let written = io::write_description(kernel, &description, &pieces, Some(0));
+        kernel.vfs.tmpfs.limit_pages = limit;
+        written?;
     }
     Ok(())
 }

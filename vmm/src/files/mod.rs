@@ -200,7 +200,12 @@ impl FileService {
         let stat = if stat_gpa != 0 { Some(rustix::fs::fstat(&fd)?) } else { None };
 
         let mount = usize::try_from(mount_id).map_err(|_| Errno::EINVAL)?;
-        let set_id_cleared = std::cell::Cell::new(false);
+        // A truncating open changes the file too (as root it would keep set-user-ID).
+        let truncates = flags.contains(OFlags::TRUNC) && convert::open_writes(flags);
+        if truncates {
+            clear_set_id_bits(&fd)?;
+        }
+        let set_id_cleared = std::cell::Cell::new(truncates);
         let handle = self.handles.insert(OpenFile { fd, mount, flags, set_id_cleared })?;
         if let Some(stat) = stat {
             if let Err(errno) = guest::put(memory, stat_gpa, &self.owners.host_stat(&stat)) {
