@@ -771,7 +771,11 @@ fn splice_files(
         // leaves the rest to be read again.
         let moved = *written.as_ref().unwrap_or(&0);
         if in_offset.is_none() && moved < read {
-            rewind(input, read - moved)?;
+            // After earlier rounds, what they moved is the answer even if this fails.
+            let rewound = rewind(input, read - moved);
+            if done == 0 {
+                rewound?;
+            }
         }
         let written = match written {
             Ok(written) => written,
