@@ -13,6 +13,8 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,6 +176,21 @@ int main(int argc, char **argv) {
     show("write to /dev/null from the kernel half", write(null, (void *)0xffff800000000000UL, 10));
     show("write to a high /dev/null fd from NULL", write(high_null, NULL, 10));
     show("pread from a high /dev/null fd into NULL", pread(high_null, NULL, 10, 0));
+
+    /* writev and readv on /dev/null check the ranges only. */
+    struct iovec wild[2] = {{NULL, 10}, {(void *)1, 20}};
+    show("writev to /dev/null from wild iovecs", writev(null, wild, 2));
+    show("readv from /dev/null into wild iovecs", readv(null, wild, 2));
+
+    /* fd arguments are 32 bits wide for dup2, fcntl, close_range and select too. */
+    long high = 1L << 32;
+    show("dup2 to fd 2^32 + 70", syscall(SYS_dup2, fd, high + 70));
+    show("F_DUPFD from 2^32 + 80", syscall(SYS_fcntl, fd, F_DUPFD, high + 80));
+    show("close_range 80 to 2^32 + 81", syscall(SYS_close_range, 80, high + 81, 0));
+    show("fd 80 after it", fcntl(80, F_GETFD));
+    show("close_range with CLOSE_RANGE_UNSHARE", syscall(SYS_close_range, 90, 95, 2));
+    struct timeval no_wait = {0, 0};
+    show("select with nfds 2^32 + 2", syscall(SYS_select, high + 2, NULL, NULL, NULL, &no_wait));
 
     /* sendfile from stdin (/dev/null in both runs) into a file: nothing to send. */
     int sink = open("sink", O_RDWR | O_CREAT | O_TRUNC, 0644);

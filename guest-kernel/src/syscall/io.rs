@@ -587,6 +587,15 @@ fn vectored(
         description.check_readable()?;
     }
     let iovecs = read_iovecs(kernel, iov, count)?;
+    if is_null_device(kernel, &description) {
+        // Each range checked as `access_ok` does, none of them touched.
+        let mut total: u64 = 0;
+        for iovec in &iovecs {
+            check_user_range(iovec.base, iovec.len)?;
+            total = total.saturating_add(iovec.len);
+        }
+        return Ok(if write { total.min(MAX_RW_COUNT) } else { 0 });
+    }
 
     // One request carries at most MAX_PIECES ranges and MAX_CHUNK bytes. A write goes on in
     // further requests until everything is written (as Linux writes all 1024 iovecs); a read
@@ -1027,8 +1036,12 @@ pub fn close(kernel: &mut Kernel, fd: u64) -> SysResult {
 }
 
 pub fn close_range(kernel: &mut Kernel, first: u64, last: u64, flags: u64) -> SysResult {
+    const CLOSE_RANGE_UNSHARE: u64 = 2;
     const CLOSE_RANGE_CLOEXEC: u64 = 4;
-    if flags & !CLOSE_RANGE_CLOEXEC != 0 || first > last {
+    // `unsigned int` bounds, as Linux reads them. One process shares its fd table with no
+    // one, so CLOSE_RANGE_UNSHARE changes nothing.
+    let (first, last) = (u64::from(first as u32), u64::from(last as u32));
+    if flags & !(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE) != 0 || first > last {
         return Err(Errno::EINVAL);
     }
     for fd in kernel.files.open_fds() {
@@ -1051,6 +1064,8 @@ pub fn dup(kernel: &mut Kernel, fd: u64) -> SysResult {
 }
 
 pub fn dup3(kernel: &mut Kernel, old: u64, new: u64, flags: u64, is_dup2: bool) -> SysResult {
+    // Both are `unsigned int` to Linux.
+    let (old, new) = (u64::from(old as u32), u64::from(new as u32));
     let entry = kernel.files.get(old)?;
     if flags & !O_CLOEXEC != 0 {
         return Err(Errno::EINVAL);
@@ -1085,7 +1100,8 @@ pub fn fcntl(kernel: &mut Kernel, fd: u64, command: u64, arg: u64) -> SysResult 
     let is_path = entry.description.status_flags() & O_PATH != 0;
     match command {
         F_DUPFD | F_DUPFD_CLOEXEC => {
-            let min = usize::try_from(arg).map_err(|_| Errno::EINVAL)?;
+            // Linux takes the lowest fd as an `int`: a negative one is EINVAL.
+            let min = usize::try_from(arg as i32).map_err(|_| Errno::EINVAL)?;
             let cloexec = command == F_DUPFD_CLOEXEC;
             let limit = kernel.rlimits[7].0 as usize;
             kernel.files.insert_from(min, limit, FdEntry { cloexec, ..entry })
@@ -1340,10 +1356,11 @@ pub fn pselect6(kernel: &mut Kernel, nfds: u64, sets: [u64; 3], timeout: u64) ->
 const POLLPRI: i16 = 0x2;
 
 fn select_sets(kernel: &mut Kernel, nfds: u64, sets: [u64; 3], timeout_ms: i64) -> SysResult {
-    // Linux clamps nfds to the fd table's size; only a negative one is EINVAL.
-    if nfds > i32::MAX as u64 {
+    // Linux reads nfds as an `int` and clamps it to the fd table's size; only a negative one
+    // is EINVAL.
+    let Ok(nfds) = u64::try_from(nfds as i32) else {
         return Err(Errno::EINVAL);
-    }
+    };
     let nfds = nfds.min(kernel.rlimits[7].0);
     let words = nfds.div_ceil(64) as usize;
     let mut bits = [Vec::new(), Vec::new(), Vec::new()];
