@@ -684,6 +684,11 @@ const SEEK_HOLE: u64 = 4;
 
 pub fn lseek(kernel: &mut Kernel, fd: u64, offset: u64, whence: u64) -> SysResult {
     let description = description(kernel, fd)?;
+    seek(kernel, &description, offset, whence)
+}
+
+/// `lseek` on an open file description.
+fn seek(kernel: &Kernel, description: &Description, offset: u64, whence: u64) -> SysResult {
     if whence > SEEK_HOLE {
         return Err(Errno::EINVAL);
     }
@@ -780,10 +785,12 @@ fn splice_files(
         // leaves the rest to be read again.
         let moved = *written.as_ref().unwrap_or(&0);
         if in_offset.is_none() && moved < read {
-            // After earlier rounds, what they moved is the answer even if this fails.
-            let rewound = rewind(input, read - moved);
-            if done == 0 {
-                rewound?;
+            // A stream's bytes are gone (ESPIPE), as they are on Linux. After earlier rounds,
+            // what they moved is the answer even if this fails.
+            let back = (read - moved).wrapping_neg();
+            match seek(kernel, input, back, SEEK_CUR) {
+                Err(errno) if errno != Errno::ESPIPE && done == 0 => return Err(errno),
+                _ => {}
             }
         }
         let written = match written {
@@ -803,24 +810,6 @@ fn splice_files(
         }
     }
     Ok(done)
-}
-
-/// Moves the file position of `input` back by `bytes` it read but couldn't pass on (a
-/// stream's bytes are gone, as they are on Linux).
-fn rewind(input: &Description, bytes: u64) -> Result<(), Errno> {
-    match &input.kind {
-        FileKind::Host { handle, .. } => {
-            let back = (bytes as i64).wrapping_neg() as u64;
-            let args = [*handle, back, SEEK_CUR, 0];
-            ring::with_ring(|ring| ring.call_checked(Opcode::Seek, args, None)).map(|_| ())
-        }
-        FileKind::Tmpfs(_) => {
-            let mut state = input.state.lock();
-            state.offset = state.offset.saturating_sub(bytes);
-            Ok(())
-        }
-        _ => Ok(()),
-    }
 }
 
 /// The copy done by the host (`Opcode::Splice`) when it reads a host file and writes a host
