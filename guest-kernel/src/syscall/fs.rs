@@ -595,34 +595,27 @@ pub fn getdents64(kernel: &mut Kernel, fd: u64, dirp: u64, count: u64) -> SysRes
         }
         FileKind::Tmpfs(ino) => {
             let ino = *ino;
-            let entries: Vec<(Vec<u8>, u64, u8)> = match &kernel.vfs.tmpfs.get(ino).body {
-                Body::FdDir => {
-                    // Each fd with an inode number of its own: `ls` and readdir skip an entry
-                    // whose number is 0, as a deleted one.
-                    let parent = kernel.vfs.tmpfs.parent_of(ino);
-                    let mut all = alloc::vec![
-                        (b".".to_vec(), ino as u64, DT_DIR),
-                        (b"..".to_vec(), parent as u64, DT_DIR),
-                    ];
-                    for fd in kernel.files.open_fds() {
-                        all.push((alloc::format!("{fd}").into_bytes(), FD_ENTRY_INO + fd, DT_LNK));
-                    }
-                    all
-                }
-                Body::Dir { .. } => {
-                    let parent = kernel.vfs.tmpfs.parent_of(ino);
-                    let mut all = alloc::vec![
-                        (b".".to_vec(), ino as u64, DT_DIR),
-                        (b"..".to_vec(), parent as u64, DT_DIR),
-                    ];
-                    for (name, child) in kernel.vfs.tmpfs.dir_entries(ino) {
-                        let kind = d_type(kernel.vfs.tmpfs.get(child).mode);
-                        all.push((name, child as u64, kind));
-                    }
-                    all
-                }
+            let fd_dir = match &kernel.vfs.tmpfs.get(ino).body {
+                Body::FdDir => true,
+                Body::Dir { .. } => false,
                 _ => return Err(Errno::ENOTDIR),
             };
+            let parent = kernel.vfs.tmpfs.parent_of(ino);
+            let mut entries: Vec<(Vec<u8>, u64, u8)> = alloc::vec![
+                (b".".to_vec(), ino as u64, DT_DIR),
+                (b"..".to_vec(), parent as u64, DT_DIR),
+            ];
+            if fd_dir {
+                // Each fd with an inode number of its own: `ls` and readdir skip an entry
+                // whose number is 0, as a deleted one.
+                for fd in kernel.files.open_fds() {
+                    entries.push((alloc::format!("{fd}").into_bytes(), FD_ENTRY_INO + fd, DT_LNK));
+                }
+            } else {
+                for (name, child) in kernel.vfs.tmpfs.dir_entries(ino) {
+                    entries.push((name, child as u64, d_type(kernel.vfs.tmpfs.get(child).mode)));
+                }
+            }
             let mut state = description.state.lock();
             let mut out: Vec<u8> = Vec::new();
             let mut position = state.offset as usize;
