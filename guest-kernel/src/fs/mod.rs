@@ -62,8 +62,6 @@ pub struct Vfs {
     /// The generated `/proc` files (see `syscall::procfs`), once created.
     pub generated_created: bool,
     pub generated: Vec<(Ino, GeneratedFile)>,
-    /// The text of the generated file being filled, kept while the host copies it.
-    pub generated_text: Vec<u8>,
 }
 
 /// What a generated `/proc` file shows.
@@ -122,7 +120,6 @@ impl Vfs {
             zero_page,
             generated_created: false,
             generated: Vec::new(),
-            generated_text: Vec::new(),
         };
         // A working directory outside the mounts is created, as `docker run -w` does (the
         // VMM checked that one inside a mount exists, and kept it out of /dev and /proc),

@@ -1,8 +1,9 @@
 //! The generated files of `/proc`: `/proc/meminfo`, `/proc/uptime` and
 //! `/proc/self/{cmdline,environ,maps}`. They are tmpfs files created the first time a path
 //! naming `/proc` is looked up (at boot each entry would cost about a millisecond of
-//! interpreted ring 0, for files most programs never read), and every open fills the file
-//! anew from the kernel's state, as Linux produces them when read.
+//! interpreted ring 0, for files most programs never read), and every open, and every read
+//! from the start, fills the file anew from the kernel's state, as Linux produces them when
+//! read.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -34,31 +35,33 @@ pub fn create(kernel: &mut Kernel) -> bool {
     let now = crate::fs::tmpfs::Time::from_ns(kernel.clock.realtime_ns());
     let proc_dir = kernel.vfs.tmpfs.mkdir_p(b"/proc", now);
     let self_dir = kernel.vfs.tmpfs.mkdir_p(b"/proc/self", now);
-    let files: [(Ino, &[u8], u32, Generated); 5] = [
-        (proc_dir, b"meminfo", 0, Generated::Meminfo),
-        (proc_dir, b"uptime", 0, Generated::Uptime),
-        (self_dir, b"cmdline", 0, Generated::Cmdline),
-        (self_dir, b"environ", 0, Generated::Environ),
-        (self_dir, b"maps", 0, Generated::Maps),
+    let files: [(Ino, &[u8], Generated); 5] = [
+        (proc_dir, b"meminfo", Generated::Meminfo),
+        (proc_dir, b"uptime", Generated::Uptime),
+        (self_dir, b"cmdline", Generated::Cmdline),
+        (self_dir, b"environ", Generated::Environ),
+        (self_dir, b"maps", Generated::Maps),
     ];
-    for (dir, name, owner, what) in files {
+    for (dir, name, what) in files {
         let body = Body::File { pages: Vec::new(), size: 0 };
         // Root's, so the program can't chmod, truncate or write them (Linux refuses all).
         let mode = S_IFREG | 0o444;
-        if let Ok(ino) = kernel.vfs.tmpfs.create(dir, name, mode, owner, body, now) {
+        if let Ok(ino) = kernel.vfs.tmpfs.create(dir, name, mode, 0, body, now) {
             kernel.vfs.generated.push((ino, what));
         }
     }
     true
 }
 
-/// Refills `ino` if it is a generated file (on open).
+/// Refills `ino` if it is a generated file (on open, and on a read from its start).
 pub fn refresh(kernel: &mut Kernel, ino: Ino) -> Result<(), Errno> {
     let Some(&(_, what)) = kernel.vfs.generated.iter().find(|(file, _)| *file == ino) else {
         return Ok(());
     };
     super::fs::truncate_tmpfs(kernel, ino, 0)?;
     let description = Description::new(FileKind::Tmpfs(ino), Vec::new(), O_WRONLY);
+    // The text, for the files the kernel writes itself; it lives until the copy is done.
+    let text: Vec<u8>;
     let pieces = match what {
         Generated::Cmdline | Generated::Environ => {
             // The program's own memory, as Linux reads it: what it wrote there since shows.
@@ -75,14 +78,12 @@ pub fn refresh(kernel: &mut Kernel, ino: Ino) -> Result<(), Errno> {
             pieces
         }
         Generated::Meminfo | Generated::Uptime | Generated::Maps => {
-            let text = match what {
+            text = match what {
                 Generated::Meminfo => meminfo(kernel),
                 Generated::Uptime => uptime(kernel),
                 _ => maps(kernel.space.vmas()),
-            };
-            // Kept alive across the copy below by `kernel.vfs.generated_text`.
-            kernel.vfs.generated_text = text.into_bytes();
-            let text = &kernel.vfs.generated_text;
+            }
+            .into_bytes();
             Pieces::from_list(alloc::vec![(kernel_gpa(text.as_ptr()), text.len() as u64)])
         }
     };
