@@ -21,7 +21,7 @@ pub const UID: u64 = 1000;
 pub const GID: u64 = 1000;
 
 /// Most file descriptors a program may hold (`RLIMIT_NOFILE`).
-pub const MAX_FDS: usize = 1024;
+pub const MAX_FDS: usize = shim_abi::MAX_FDS as usize;
 
 /// What an open file description refers to.
 pub enum FileKind {
@@ -146,12 +146,12 @@ impl FdTable {
         let stdio = |fd: u8, flags: u32| {
             let name = alloc::format!("/dev/std{}", ["in", "out", "err"][fd as usize]);
             let description = Description::new(FileKind::HostStdio(fd), name.into_bytes(), flags);
-            Some(FdEntry { description, cloexec: false })
+            FdEntry { description, cloexec: false }
         };
         let mut table =
             Self { entries: Vec::new(), lowest_free: 0, shortcuts: [Shortcut::None; SHORTCUT_FDS] };
         for (fd, entry) in [stdio(0, 0), stdio(1, 1), stdio(2, 1)].into_iter().enumerate() {
-            table.set(fd, entry.expect("stdio entries are built above"));
+            table.set(fd, entry);
         }
         table
     }

@@ -21,6 +21,10 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// Bumped on every change of a layout or of a request's meaning.
 pub const ABI_VERSION: u32 = 4;
 
+/// Most file descriptors a program may hold: the guest kernel's fd-table ceiling, its
+/// default `RLIMIT_NOFILE`, and the most `--max-fds` allows.
+pub const MAX_FDS: u32 = 1024;
+
 /// "LITEBOX\0" as a little-endian u64; the first field of [`BootInfo`].
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"LITEBOX\0");
 
@@ -135,7 +139,7 @@ pub struct BootInfo {
     /// Number of valid entries in `segments`. The vDSO and the prepared top of the stack are
     /// entries too.
     pub segment_count: u32,
-    /// The program's `RLIMIT_NOFILE` (soft and hard), at most 1024; 0 means 1024.
+    /// The program's `RLIMIT_NOFILE` (soft and hard), at most [`MAX_FDS`]; 0 means that.
     pub max_fds: u32,
     pub segments: [SegmentMapping; MAX_SEGMENTS],
 }

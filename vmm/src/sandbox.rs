@@ -31,8 +31,8 @@ static VDSO: &[u8] = include_bytes!(env!("LITEBOX_VDSO_PATH"));
 pub const DEFAULT_MEMORY: u64 = 512 << 20;
 
 /// Most file descriptors `--max-fds` may allow: the guest kernel's fd-table ceiling and its
-/// default `RLIMIT_NOFILE` (`MAX_FDS` in guest-kernel/src/process.rs).
-pub const MAX_FDS: u32 = 1024;
+/// default `RLIMIT_NOFILE`.
+pub const MAX_FDS: u32 = shim_abi::MAX_FDS;
 
 /// How the program ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
