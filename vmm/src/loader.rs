@@ -330,7 +330,7 @@ pub fn load(
     boot.vdso_virt = vdso_virt;
     boot.vvar_gpa = vvar_gpa;
     boot.arg_start = stack.arg_start;
-    boot.arg_end = stack.arg_end;
+    boot.arg_end = stack.env_start;
     boot.env_start = stack.env_start;
     boot.env_end = stack.env_end;
     boot.segment_count = segments.len() as u32;
@@ -342,9 +342,9 @@ pub fn load(
 struct StackImage {
     start: u64,
     bytes: Vec<u8>,
-    /// Where the argument and environment strings lie (see `BootInfo::arg_start`).
+    /// Where the argument and environment strings lie (see `BootInfo::arg_start`); the
+    /// arguments end where the environment starts.
     arg_start: u64,
-    arg_end: u64,
     env_start: u64,
     env_end: u64,
 }
@@ -426,7 +426,7 @@ fn build_stack(program: &Program, args: &ProgramArgs<'_>, vdso_virt: u64) -> Sta
     }
     let data_offset = (random_addr - start) as usize;
     bytes[data_offset..data_offset + data.len()].copy_from_slice(&data);
-    StackImage { start, bytes, arg_start, arg_end: env_start, env_start, env_end }
+    StackImage { start, bytes, arg_start, env_start, env_end }
 }
 
 /// Fills `buffer` from the host's CSPRNG.

@@ -325,7 +325,7 @@ impl RingService<'_> {
             }
         } else {
             // Only stdin, and only when it is a host fd: the host kernel then decides.
-            let Some(fd) = self.stdio.host_input_fd(input) else { return EINVAL };
+            let Some(fd) = self.stdio.host_fd(input).filter(|_| input == 0) else { return EINVAL };
             fd
         };
         let offset = match offset {
@@ -341,7 +341,9 @@ impl RingService<'_> {
                 Err(errno) => errno.completion(),
             }
         } else {
-            let Some(out_fd) = self.stdio.host_output_fd(output) else { return EINVAL };
+            let Some(out_fd) = self.stdio.host_fd(output).filter(|_| output != 0) else {
+                return EINVAL;
+            };
             match self.stdio.output_room(count) {
                 Ok(room) => {
                     let moved = sendfile(out_fd, in_fd, offset, room);
@@ -406,11 +408,16 @@ impl RingService<'_> {
                 libc::madvise(buffer.as_mut_ptr().cast(), buffer.len(), libc::MADV_DONTNEED)
             };
             if result < 0 {
-                return -i64::from(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
+                return last_error_completion();
             }
         }
         0
     }
+}
+
+/// The completion for the host call that just failed: its errno, negated.
+fn last_error_completion() -> i64 {
+    -i64::from(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// The host view of one guest range, if it lies wholly inside guest memory.
@@ -488,10 +495,7 @@ fn sendfile(out_fd: RawFd, in_fd: RawFd, offset: Option<i64>, count: u64) -> i64
             Ok(0) => break,
             Ok(moved) => total += moved,
             Err(_) if total > 0 => break,
-            Err(_) => {
-                let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
-                return -i64::from(errno);
-            }
+            Err(_) => return last_error_completion(),
         }
     }
     total as i64

@@ -111,16 +111,16 @@ impl Stdio {
         if self.stream(fd).is_none() {
             return -i64::from(libc::EBADF);
         }
-        let Some(left) = self.output_left else {
+        if self.output_left.is_none() {
             return self.write_unlimited(fd, buffers, offset);
-        };
+        }
 
         // The output limit: cut the buffers at what is left, refuse a write when none is.
-        if total > 0 && left == 0 {
-            self.output_refused = Some(total as u64);
-            return -i64::from(libc::EFBIG);
-        }
-        let mut room = usize::try_from(left).unwrap_or(usize::MAX);
+        let room = match self.output_room(total as u64) {
+            Ok(room) => room,
+            Err(errno) => return errno,
+        };
+        let mut room = usize::try_from(room).unwrap_or(usize::MAX);
         let mut within = Vec::with_capacity(buffers.len());
         for buffer in buffers {
             let take = buffer.len().min(room);
@@ -128,31 +128,21 @@ impl Stdio {
             room -= take;
         }
         let written = self.write_unlimited(fd, &within, offset);
-        if let Ok(written) = u64::try_from(written) {
-            self.output_left = Some(left.saturating_sub(written));
-        }
+        self.output_taken(written);
         written
     }
 
-    /// The host fd that stdout or stderr (`fd`) is written to, if it is one (not captured,
-    /// discarded or closed).
-    pub fn host_output_fd(&mut self, fd: u64) -> Option<RawFd> {
+    /// The host fd stdio stream `fd` is read from or written to, if it is one (not given
+    /// bytes, captured, discarded or closed).
+    pub fn host_fd(&mut self, fd: u64) -> Option<RawFd> {
         match self.stream(fd) {
-            Some(Stream::Host(host_fd)) if fd != 0 => Some(*host_fd),
-            _ => None,
-        }
-    }
-
-    /// The host fd that stdin (`fd` 0) is read from, if it is one.
-    pub fn host_input_fd(&mut self, fd: u64) -> Option<RawFd> {
-        match self.stream(fd) {
-            Some(Stream::Host(host_fd)) if fd == 0 => Some(*host_fd),
+            Some(Stream::Host(host_fd)) => Some(*host_fd),
             _ => None,
         }
     }
 
     /// How much of `count` bytes of output `--max-output` lets through, or `EFBIG` (and the
-    /// run ends) when nothing is left, as [`Stdio::write`] decides for a buffer.
+    /// run ends) when nothing is left.
     pub fn output_room(&mut self, count: u64) -> Result<u64, i64> {
         match self.output_left {
             Some(0) if count > 0 => {
