@@ -67,6 +67,13 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The smaller transfer the steady rate is taken against: an eighth of the file.
+    pub fn small_file_mib(&self) -> u64 {
+        (self.file_mib / 8).max(1)
+    }
+}
+
 /// A runner's result for one figure.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -172,20 +179,34 @@ impl Bench {
         samples: &Samples,
         value: impl Fn(Runner, &Sample) -> Result<f64>,
     ) {
-        let mut results = BTreeMap::new();
-        for (&runner, kept) in samples {
-            let outcome = match kept {
-                Err(reason) => Outcome::NotMeasurable(reason.clone()),
-                Ok(list) => {
+        let values = samples
+            .iter()
+            .map(|(&runner, kept)| {
+                let values = kept.clone().and_then(|list| {
                     let values: Result<Vec<f64>> = list.iter().map(|s| value(runner, s)).collect();
-                    match values {
-                        Ok(values) => match Summary::of(&values) {
-                            Some(summary) => Outcome::Measured(summary),
-                            None => Outcome::NotMeasurable("no samples".to_string()),
-                        },
-                        Err(error) => Outcome::NotMeasurable(first_line(&format!("{error:#}"))),
-                    }
-                }
+                    values.map_err(|error| first_line(&format!("{error:#}")))
+                });
+                (runner, values)
+            })
+            .collect();
+        self.add_values((group, name, unit), higher_is_better, values);
+    }
+
+    /// Adds a figure from values already derived from the samples, one list per runner.
+    fn add_values(
+        &mut self,
+        (group, name, unit): (&'static str, String, &'static str),
+        higher_is_better: bool,
+        values: BTreeMap<Runner, Result<Vec<f64>, String>>,
+    ) {
+        let mut results = BTreeMap::new();
+        for (runner, values) in values {
+            let outcome = match values {
+                Err(reason) => Outcome::NotMeasurable(reason),
+                Ok(values) => match Summary::of(&values) {
+                    Some(summary) => Outcome::Measured(summary),
+                    None => Outcome::NotMeasurable("no samples".to_string()),
+                },
             };
             results.insert(runner.name(), outcome);
         }
@@ -332,30 +353,40 @@ impl Bench {
 
     // ---- 4. file throughput ---------------------------------------------------------------
 
-    pub fn files(&mut self, input: &str, output: &str) {
-        let mib = self.plan.file_mib;
-        let count = format!("count={mib}");
-        let busybox = &self.busybox;
-        let works = [
-            (
-                "read: cat FILE",
-                Work::new(busybox, &["cat"]).data("", input),
-            ),
-            (
-                "read: dd bs=1M",
-                Work::new(busybox, &["dd", "bs=1M"]).data("if=", input),
-            ),
-            (
-                "write: dd if=/dev/zero bs=1M",
-                Work::new(busybox, &["dd", "if=/dev/zero", "bs=1M", &count]).data("of=", output),
-            ),
-        ];
-        for (label, work) in works {
+    /// Each transfer is timed whole (start-up included) on `input`, and on `small_input`
+    /// too, so that the difference gives the steady rate once the program runs: for a
+    /// sandbox that starts slowly the whole-process figure is mostly its start-up.
+    pub fn files(&mut self, input: &str, small_input: &str, output: &str) {
+        let (mib, small_mib) = (self.plan.file_mib, self.plan.small_file_mib());
+        let busybox = self.busybox.clone();
+        // The read works read `file`; the write work writes `count` MiB.
+        let transfer = |name: &str, file: &str, count: u64| -> (&'static str, Work) {
+            match name {
+                "cat" => ("read: cat FILE", Work::new(&busybox, &["cat"]).data("", file)),
+                "dd read" => (
+                    "read: dd bs=1M",
+                    Work::new(&busybox, &["dd", "bs=1M"]).data("if=", file),
+                ),
+                _ => (
+                    "write: dd if=/dev/zero bs=1M",
+                    Work::new(&busybox, &["dd", "if=/dev/zero", "bs=1M", &format!("count={count}")])
+                        .data("of=", output),
+                ),
+            }
+        };
+        for name in ["cat", "dd read", "dd write"] {
+            let (label, work) = transfer(name, input, mib);
+            let (_, small_work) = transfer(name, small_input, small_mib);
             let samples = self.samples(&Runner::ALL, &work, self.plan.file_runs);
             let figure = ("files", format!("{label} ({mib} MiB)"), "MiB/s");
             self.add(figure, true, &samples, |_, s| {
                 Ok(mib as f64 / s.wall.as_secs_f64())
             });
+
+            let small_samples = self.samples(&Runner::ALL, &small_work, self.plan.file_runs);
+            let steady = steady_rates(&samples, &small_samples, (mib - small_mib) as f64);
+            let name = format!("{label}: steady rate, {mib} minus {small_mib} MiB");
+            self.add_values(("files", name, "MiB/s"), true, steady);
         }
     }
 
@@ -560,4 +591,35 @@ fn file_size(path: &std::path::Path) -> String {
     } else {
         format!("{:.1} MiB image", bytes as f64 / f64::from(1 << 20))
     }
+}
+
+/// The rate at which `extra_mib` more data moved: run i of the big transfer against run i of
+/// the small one (they were taken in the same rounds). A pair whose difference is lost in
+/// noise (the big run no slower) is not a rate and is left out.
+fn steady_rates(
+    big: &Samples,
+    small: &Samples,
+    extra_mib: f64,
+) -> BTreeMap<Runner, Result<Vec<f64>, String>> {
+    big.iter()
+        .map(|(runner, big)| {
+            let rates = match (big, &small[runner]) {
+                (Err(reason), _) | (_, Err(reason)) => Err(reason.clone()),
+                (Ok(big), Ok(small)) => {
+                    let rates: Vec<f64> = big
+                        .iter()
+                        .zip(small)
+                        .map(|(b, s)| b.wall.as_secs_f64() - s.wall.as_secs_f64())
+                        .filter(|&extra_seconds| extra_seconds > 0.0)
+                        .map(|extra_seconds| extra_mib / extra_seconds)
+                        .collect();
+                    match rates.is_empty() {
+                        true => Err("the bigger transfer was never slower (noise)".to_string()),
+                        false => Ok(rates),
+                    }
+                }
+            };
+            (*runner, rates)
+        })
+        .collect()
 }

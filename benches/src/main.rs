@@ -58,6 +58,7 @@ struct Cli {
 /// The file in the data directory `stat`/`fstat` probe, and the two transfer files.
 const PROBE: &str = "probe";
 const INPUT: &str = "input";
+const SMALL_INPUT: &str = "input-small";
 const OUTPUT: &str = "output";
 
 fn main() -> Result<()> {
@@ -94,6 +95,7 @@ fn main() -> Result<()> {
         .with_context(|| format!("can't create {}", data_dir.display()))?;
     std::fs::write(data_dir.join(PROBE), b"probe\n")?;
     write_input(&data_dir.join(INPUT), plan.file_mib)?;
+    write_input(&data_dir.join(SMALL_INPUT), plan.small_file_mib())?;
 
     let started = Instant::now();
     let runners = Runners {
@@ -110,7 +112,7 @@ fn main() -> Result<()> {
     let steps: [(&str, Step); 5] = [
         ("start-up", Bench::start),
         ("syscalls and ring requests", |b| b.calls(PROBE)),
-        ("file throughput", |b| b.files(INPUT, OUTPUT)),
+        ("file throughput", |b| b.files(INPUT, SMALL_INPUT, OUTPUT)),
         ("memory", Bench::idle_memory),
         ("density", Bench::density),
     ];
