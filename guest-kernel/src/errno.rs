@@ -40,6 +40,9 @@ impl Errno {
     pub const EOPNOTSUPP: Self = Self(EOPNOTSUPP);
     /// Not an errno: the host found a user page not present (`RESULT_PAGE_NOT_PRESENT`).
     pub const PAGE_NOT_PRESENT: Self = Self(-(shim_abi::RESULT_PAGE_NOT_PRESENT as i32));
+    /// Not an errno: a host lookup met a symlink leaving its mount (`RESULT_LEFT_MOUNT`); the
+    /// syscall is run again with the link followed in the guest (`Vfs::exits`).
+    pub const LEFT_MOUNT: Self = Self(-(shim_abi::RESULT_LEFT_MOUNT as i32));
 
     /// An errno from a completion's negative result.
     pub fn from_result(result: i64) -> Self {

@@ -19,7 +19,7 @@ pub mod syscall_names;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Bumped on every change of a layout or of a request's meaning.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Most file descriptors a program may hold: the guest kernel's fd-table ceiling, its
 /// default `RLIMIT_NOFILE`, and the most `--max-fds` allows.
@@ -197,6 +197,12 @@ pub const SG_HOST_WRITES: u64 = 1 << 62;
 /// SG entry is not present; [`RingHeader::fault_address`] says which. Nothing was done.
 pub const RESULT_PAGE_NOT_PRESENT: i64 = -4096;
 
+/// A completion result that is no errno: resolving a path met a symlink that leaves its
+/// mount (an absolute one, or one whose `..` climbs above the root). Nothing was done. The
+/// guest asks [`Opcode::FindExit`] which link it was and follows it in its own namespace, as
+/// Linux follows a symlink in a container's mount of a host directory.
+pub const RESULT_LEFT_MOUNT: i64 = -4097;
+
 /// Byte offset of the submission queue from [`RING_GPA`].
 pub const SQ_OFFSET: u64 = 64;
 /// Byte offset of the completion queue from [`RING_GPA`].
@@ -242,8 +248,8 @@ pub enum Opcode {
     // *path* is relative to a host mount's root (no leading '/', at most PATH_MAX bytes, no
     // NUL; empty names the root itself) and is resolved by the host strictly beneath that
     // root: a path that would leave it (`..`, an absolute symlink, a symlink pointing out)
-    // fails with `EACCES`. On a read-only mount every request that would change something
-    // fails with `EROFS`.
+    // fails with [`RESULT_LEFT_MOUNT`]. On a read-only mount every request that would change
+    // something fails with `EROFS`.
     /// `args[0]` = mount id, `args[1]` = Linux `O_*` flags, `args[2]` = mode, `args[3]` = GPA
     /// of a [`HostStat`] to fill with the opened file's status (0: none); SG = path.
     /// Result: a handle.
@@ -301,6 +307,13 @@ pub enum Opcode {
     /// Sets (`args[1]` = 1) or clears (0) `O_APPEND` on file handle `args[0]`, as the
     /// program's `fcntl(F_SETFL)` asked. Result: 0.
     SetAppend = 34,
+    /// After [`RESULT_LEFT_MOUNT`]: `args[0]` = mount, `args[1]` = bytes of the path; SG = the
+    /// path, then a buffer of at least `PATH_MAX` bytes. Finds the first component of the path
+    /// that is a symlink whose following leaves the mount (the last component too, followed)
+    /// and places the link's target in the buffer. Result: the byte length of the path up to
+    /// and including that component, plus the target's length shifted left by 32; `ENOENT`
+    /// if no component leaves (any more).
+    FindExit = 35,
 }
 
 /// [`Opcode::Splice`]'s `args[3]` when the input's file position is used (and moved).
@@ -347,6 +360,7 @@ impl Opcode {
             32 => Self::Zero,
             33 => Self::Splice,
             34 => Self::SetAppend,
+            35 => Self::FindExit,
             _ => return None,
         })
     }

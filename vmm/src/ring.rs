@@ -131,7 +131,8 @@ impl RingService<'_> {
             | Opcode::Chmod
             | Opcode::Utimens
             | Opcode::Statfs
-            | Opcode::SetAppend => self.files.handle(self.memory, request),
+            | Opcode::SetAppend
+            | Opcode::FindExit => self.files.handle(self.memory, request),
             Opcode::Copy => self.copy(request, a0),
             Opcode::Splice => self.splice(a0, a1, a2, a3),
             Opcode::Zero => self.with_buffers(request, |_, buffers| {
@@ -472,6 +473,7 @@ fn opcode_name(opcode: Opcode) -> &'static str {
         Opcode::Zero => "zero",
         Opcode::Splice => "splice",
         Opcode::SetAppend => "set-append",
+        Opcode::FindExit => "find-exit",
     }
 }
 

@@ -50,6 +50,9 @@ fn err(errno: i32) -> i64 {
     -i64::from(errno)
 }
 
+/// What a lookup that would leave its mount completes with.
+const LEFT: i64 = shim_abi::RESULT_LEFT_MOUNT;
+
 /// A file service over mounts in a fresh temporary directory, and the guest memory requests
 /// live in.
 struct Harness {
@@ -594,7 +597,7 @@ fn access_ftruncate_fsync_chmod_utimens() {
 
 /// Every way of naming `outside/secret` from mount 0 through `..` and symlinks.
 #[test]
-fn escapes_through_dotdot_and_symlinks_are_eacces() {
+fn escapes_through_dotdot_and_symlinks_are_refused() {
     let mut h = Harness::new(&[]);
     let outside = h.outside();
     let m = h.host("mount0");
@@ -622,41 +625,41 @@ fn escapes_through_dotdot_and_symlinks_are_eacces() {
         "one".to_string(),
     ];
     for path in &escapes {
-        // Every escape is EACCES, whatever the request.
-        assert_eq!(h.read_file(0, path), Err(err(libc::EACCES)), "open {path}");
-        assert_eq!(h.stat(0, path, 0).err(), Some(err(libc::EACCES)), "stat {path}");
+        // Every escape is refused the same way, whatever the request.
+        assert_eq!(h.read_file(0, path), Err(LEFT), "open {path}");
+        assert_eq!(h.stat(0, path, 0).err(), Some(LEFT), "stat {path}");
         let result = h.path_op(Opcode::Access, [0, 0, 0, 0], path);
-        assert_eq!(result, err(libc::EACCES), "access {path}");
+        assert_eq!(result, LEFT, "access {path}");
         let result = h.path_op(Opcode::Chmod, [0, 0o777, 0, 0], path);
-        assert_eq!(result, err(libc::EACCES), "chmod {path}");
+        assert_eq!(result, LEFT, "chmod {path}");
         let result = h.path_op(Opcode::Utimens, [0, 0, 0, 0], path);
-        assert_eq!(result, err(libc::EACCES), "utimens {path}");
+        assert_eq!(result, LEFT, "utimens {path}");
         let result = h.open(0, path, O_WRONLY | O_CREAT | O_TRUNC, 0o666);
-        assert_eq!(result, err(libc::EACCES), "create {path}");
+        assert_eq!(result, LEFT, "create {path}");
     }
-    // Creating, removing or renaming through an escaping directory: EACCES as well.
+    // Creating, removing or renaming through an escaping directory: refused as well.
     for dir in ["..", "relative-dir", "root/tmp", "a/../.."] {
         let path = format!("{dir}/planted");
-        assert_eq!(h.path_op(Opcode::Mkdir, [0, 0o777, 0, 0], &path), err(libc::EACCES), "{path}");
-        assert_eq!(h.symlink(0, "x", &path), err(libc::EACCES), "{path}");
-        assert_eq!(h.two_paths(Opcode::Rename, [0, 0], 0, "a", &path), err(libc::EACCES));
-        assert_eq!(h.two_paths(Opcode::Link, [0, 0], 0, "three", &path), err(libc::EACCES));
+        assert_eq!(h.path_op(Opcode::Mkdir, [0, 0o777, 0, 0], &path), LEFT, "{path}");
+        assert_eq!(h.symlink(0, "x", &path), LEFT, "{path}");
+        assert_eq!(h.two_paths(Opcode::Rename, [0, 0], 0, "a", &path), LEFT);
+        assert_eq!(h.two_paths(Opcode::Link, [0, 0], 0, "three", &path), LEFT);
         let result = h.path_op(Opcode::Unlink, [0, 0, 0, 0], &format!("{dir}/secret"));
-        assert_eq!(result, err(libc::EACCES), "unlink {dir}/secret");
+        assert_eq!(result, LEFT, "unlink {dir}/secret");
     }
-    // Following a link out while hard-linking it: EACCES, no link to the secret appears.
+    // Following a link out while hard-linking it: refused, no link to the secret appears.
     let result = h.two_paths(Opcode::Link, [0, 0], AT_SYMLINK_FOLLOW, "absolute", "stolen");
-    assert_eq!(result, err(libc::EACCES));
+    assert_eq!(result, LEFT);
     assert!(!m.join("stolen").exists());
 
     // A trailing '/' makes even "don't follow" requests follow the link: still beneath.
     for request_flags in [0, AT_SYMLINK_NOFOLLOW] {
         let stat = h.stat(0, "relative-dir/", request_flags).err();
-        assert_eq!(stat, Some(err(libc::EACCES)), "stat {request_flags:#x}");
+        assert_eq!(stat, Some(LEFT), "stat {request_flags:#x}");
         let result = h.path_op(Opcode::Utimens, [0, 0, request_flags, 0], "relative-dir/");
-        assert_eq!(result, err(libc::EACCES), "utimens {request_flags:#x}");
+        assert_eq!(result, LEFT, "utimens {request_flags:#x}");
     }
-    assert_eq!(h.readlink(0, "relative-dir/", 100), Err(err(libc::EACCES)));
+    assert_eq!(h.readlink(0, "relative-dir/", 100), Err(LEFT));
     assert_eq!(
         h.path_op(Opcode::Unlink, [0, AT_REMOVEDIR, 0, 0], "relative-dir/"),
         err(libc::ENOTDIR)
@@ -674,6 +677,49 @@ fn escapes_through_dotdot_and_symlinks_are_eacces() {
     assert_eq!(before.permissions().mode(), after.permissions().mode());
     assert_eq!(fs::read(&secret).unwrap(), b"OUTSIDE SECRET");
     assert!(outside.join("planted").symlink_metadata().is_err());
+}
+
+/// `FindExit` names the first symlink on a path whose following leaves the mount, with its
+/// target, so the guest can follow it in its own namespace; links that stay inside, plain
+/// names and a path's own `..` are no exit.
+#[test]
+fn find_exit_names_the_symlink_that_leaves() {
+    let mut h = Harness::new(&[]);
+    let outside = h.outside();
+    let m = h.host("mount0");
+    fs::create_dir(m.join("a")).unwrap();
+    fs::write(m.join("a/file"), b"inside").unwrap();
+    std::os::unix::fs::symlink(outside.join("secret"), m.join("absolute")).unwrap();
+    std::os::unix::fs::symlink("../outside", m.join("relative-dir")).unwrap();
+    std::os::unix::fs::symlink("a", m.join("stays")).unwrap();
+    // A chain that leaves only at its end: one -> a/two -> ../three -> ../outside/secret.
+    std::os::unix::fs::symlink("a/two", m.join("one")).unwrap();
+    std::os::unix::fs::symlink("../three", m.join("a/two")).unwrap();
+    std::os::unix::fs::symlink("../outside/secret", m.join("three")).unwrap();
+
+    let mut find_exit = |path: &str| -> Result<(usize, Vec<u8>), i64> {
+        let out = SgEntry { gpa: BUFFER_GPA, len: 4096 };
+        let args = [0, path.len() as u64, 0, 0];
+        let result = h.send_parts(Opcode::FindExit, args, &[path.as_bytes()], &[out]);
+        if result < 0 {
+            return Err(result);
+        }
+        let (prefix, target_len) = ((result & 0xffff_ffff) as usize, (result >> 32) as usize);
+        Ok((prefix, h.get(BUFFER_GPA, target_len)))
+    };
+    let secret = outside.join("secret").as_os_str().as_bytes().to_vec();
+    assert_eq!(find_exit("absolute"), Ok((8, secret)));
+    assert_eq!(find_exit("relative-dir/secret"), Ok((12, b"../outside".to_vec())));
+    assert_eq!(find_exit("stays/file"), Err(err(libc::ENOENT)));
+    assert_eq!(find_exit("one"), Ok((3, b"a/two".to_vec())));
+    assert_eq!(find_exit("stays/two/x"), Ok((9, b"../three".to_vec())));
+    assert_eq!(find_exit("a/file"), Err(err(libc::ENOENT)));
+    assert_eq!(find_exit("../outside/secret"), Err(err(libc::ENOENT)));
+    assert_eq!(find_exit("missing/absolute"), Err(err(libc::ENOENT)));
+    // Its buffer must hold any target.
+    let short = SgEntry { gpa: BUFFER_GPA, len: 100 };
+    let result = h.send_parts(Opcode::FindExit, [0, 8, 0, 0], &[b"absolute"], &[short]);
+    assert_eq!(result, err(libc::EINVAL));
 }
 
 /// A directory on the path is swapped, again and again, for a symlink to `/` while requests
@@ -725,7 +771,7 @@ fn a_directory_swapped_for_a_symlink_to_root_never_leads_out() {
             }
             Err(errno) => {
                 assert!(
-                    [err(libc::EACCES), err(libc::ENOENT), err(libc::EAGAIN)].contains(&errno),
+                    [LEFT, err(libc::ENOENT), err(libc::EAGAIN)].contains(&errno),
                     "round {round}: {errno}"
                 );
                 refused += 1;

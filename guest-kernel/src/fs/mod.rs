@@ -5,7 +5,10 @@
 //! rest of it is sent to the host as a path relative to the mount's root, and the host
 //! resolves it strictly beneath that root (symlinks there are followed by the host and may not
 //! leave it); otherwise it is walked through the tmpfs here, following tmpfs symlinks (which
-//! may lead anywhere in the guest, mounts included).
+//! may lead anywhere in the guest, mounts included). A host symlink that would leave its
+//! mount (an absolute one, or one climbing out with `..`) is followed here instead, in the
+//! guest's namespace: the host reports it, it is kept in [`Vfs::exits`] for the rest of the
+//! syscall, and the syscall is run again (see `syscall::call_following_exits`).
 
 pub mod path;
 pub mod pipe;
@@ -21,7 +24,7 @@ use crate::mm::phys_to_virt;
 use tmpfs::{Body, Ino, Time, Tmpfs, ROOT};
 
 /// Linux's limit on symlinks followed in one lookup.
-const MAX_SYMLINK_HOPS: usize = 40;
+pub const MAX_SYMLINK_HOPS: usize = 40;
 
 /// One `--dir` grant, known to the guest only by its guest path and the id the host gave it.
 pub struct Mount {
@@ -62,6 +65,10 @@ pub struct Vfs {
     /// The generated `/proc` files (see `syscall::procfs`), once created.
     pub generated_created: bool,
     pub generated: Vec<(Ino, GeneratedFile)>,
+    /// The host symlinks that leave their mounts met during this syscall: the link's normal
+    /// absolute guest path, and the guest path it leads to. Emptied when the syscall ends,
+    /// since the host may change them at any time.
+    pub exits: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// What a generated `/proc` file shows.
@@ -120,6 +127,7 @@ impl Vfs {
             zero_page,
             generated_created: false,
             generated: Vec::new(),
+            exits: Vec::new(),
         };
         // A working directory outside the mounts is created, as `docker run -w` does (the
         // VMM checked that one inside a mount exists, and kept it out of /dev and /proc),
@@ -143,6 +151,10 @@ impl Vfs {
         let trailing_slash = normal.trailing_slash;
         let mut current = normal.path;
         for _ in 0..=MAX_SYMLINK_HOPS {
+            if let Some(next) = self.through_exit(&current, follow_last || trailing_slash) {
+                current = next;
+                continue;
+            }
             if let Some(mount) = self.mount_for(&current) {
                 let rel = &current[self.mounts[mount].path.len()..];
                 let rel = rel.strip_prefix(b"/").unwrap_or(rel).to_vec();
@@ -154,6 +166,32 @@ impl Vfs {
             }
         }
         Err(Errno::ELOOP)
+    }
+
+    /// `path` with a known leaving host symlink on it replaced by where it leads (the last
+    /// component only with `follow_last`).
+    fn through_exit(&self, path: &[u8], follow_last: bool) -> Option<Vec<u8>> {
+        let (link, leads_to) = self.exits.iter().find(|(link, _)| {
+            path::is_within(path, link) && (follow_last || path.len() > link.len())
+        })?;
+        let mut next = leads_to.clone();
+        let rest = &path[link.len()..];
+        if next == b"/" && !rest.is_empty() {
+            next.clear();
+        }
+        next.extend_from_slice(rest);
+        Some(next)
+    }
+
+    /// Keeps host symlink `link` (a normal absolute guest path, in a mount) with target
+    /// `target`, followed as Linux would: from the root if absolute, else from its directory.
+    pub fn add_exit(&mut self, link: Vec<u8>, target: &[u8]) -> Result<(), Errno> {
+        if target.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        let leads_to = path::normalize(path::parent(&link), target)?.path;
+        self.exits.push((link, leads_to));
+        Ok(())
     }
 
     /// One pass through the tmpfs over normal absolute `path`.

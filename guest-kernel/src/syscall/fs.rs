@@ -4,9 +4,10 @@
 //! tmpfs here or sends one request naming a mount and a path beneath it, which the VMM checks
 //! and carries out under its policy (`:ro` mounts answer `EROFS` from the host).
 
+use alloc::vec;
 use alloc::vec::Vec;
 
-use shim_abi::{HostStat, Opcode};
+use shim_abi::{HostStat, Opcode, PATH_MAX};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::errno::{Errno, SysResult};
@@ -126,7 +127,51 @@ fn host_path_call(
     }
     pieces.extend_from_slice(extra);
     // Only `extra` (readlink's output buffer) may hold program pages the host writes.
-    io::host_call(kernel, opcode, args, &pieces, true)
+    match io::host_call(kernel, opcode, args, &pieces, true) {
+        Err(Errno::LEFT_MOUNT) => Err(find_exit(kernel, opcode, args, paths)),
+        result => result,
+    }
+}
+
+/// After a request met a host symlink leaving its mount: asks the host which link it was
+/// on the request's looked-up paths, in order, and keeps it in `Vfs::exits`. `LEFT_MOUNT`
+/// (run the syscall again) once one is kept; `EACCES` if none leaves any more, or for a
+/// `..` of the path's own, which the guest never sends.
+fn find_exit(kernel: &mut Kernel, opcode: Opcode, args: [u64; 4], paths: &[&[u8]]) -> Errno {
+    // Which paths were looked up, and beneath which mount id: a symlink's target is not.
+    let looked_up: &[(usize, u64)] = match opcode {
+        Opcode::Rename | Opcode::Link => &[(0, args[0]), (1, args[1])],
+        Opcode::Symlink => &[(1, args[0])],
+        _ => &[(0, args[0])],
+    };
+    let mut target = vec![0u8; PATH_MAX as usize];
+    for &(index, id) in looked_up {
+        let Some(&rel) = paths.get(index) else { continue };
+        let Some(mount) = kernel.vfs.mounts.iter().position(|m| u64::from(m.id) == id) else {
+            continue;
+        };
+        let pieces = [
+            (kernel_gpa(rel.as_ptr()), rel.len() as u64),
+            (kernel_gpa(target.as_ptr()), target.len() as u64),
+        ];
+        let request = [id, rel.len() as u64, 0, 0];
+        let pieces = if rel.is_empty() { &pieces[1..] } else { &pieces[..] };
+        let Ok(found) = io::host_call(kernel, Opcode::FindExit, request, pieces, false) else {
+            continue;
+        };
+        let (prefix_len, target_len) = ((found & 0xffff_ffff) as usize, (found >> 32) as usize);
+        if prefix_len == 0 || prefix_len > rel.len() || target_len >= target.len() {
+            return Errno::EACCES;
+        }
+        let mut link = kernel.vfs.mounts[mount].path.clone();
+        link.push(b'/');
+        link.extend_from_slice(&rel[..prefix_len]);
+        return match kernel.vfs.add_exit(link, &target[..target_len]) {
+            Ok(()) => Errno::LEFT_MOUNT,
+            Err(errno) => errno,
+        };
+    }
+    Errno::EACCES
 }
 
 /// The parent directory and name of a tmpfs path that exists or may be created.

@@ -21,6 +21,7 @@ use shim_abi::SYSCALL_COUNTERS;
 
 use crate::arch::TrapFrame;
 use crate::errno::{Errno, SysResult};
+use crate::fs::MAX_SYMLINK_HOPS;
 use crate::process::Kernel;
 use crate::trap::stats;
 
@@ -45,13 +46,30 @@ pub fn dispatch(kernel: &mut Kernel, frame: &mut TrapFrame) {
     let args = Args::from_frame(frame);
     let answer = match host_transfer::try_transfer(kernel, number, &args.0) {
         Some(answer) => answer,
-        None => call(kernel, number, args),
+        None => call_following_exits(kernel, number, args),
     };
     let result = match answer {
         Ok(value) => value,
         Err(Errno(errno)) => (-i64::from(errno)) as u64,
     };
     frame.rax = result;
+}
+
+/// [`call`], run again each time a lookup met a host symlink that leaves its mount, now kept
+/// in `Vfs::exits` and followed in the guest. Nothing was done by the failed run: the
+/// request that met the link was refused by the host before acting.
+fn call_following_exits(kernel: &mut Kernel, number: u64, args: Args) -> SysResult {
+    let mut answer = call(kernel, number, args);
+    while answer == Err(Errno::LEFT_MOUNT) {
+        answer = match kernel.vfs.exits.len() > MAX_SYMLINK_HOPS {
+            true => Err(Errno::ELOOP),
+            false => call(kernel, number, args),
+        };
+    }
+    if !kernel.vfs.exits.is_empty() {
+        kernel.vfs.exits.clear();
+    }
+    answer
 }
 
 fn count(number: u64) {

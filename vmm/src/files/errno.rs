@@ -2,7 +2,7 @@
 //!
 //! Host errno values pass through unchanged (guest and host are both x86-64 Linux), with one
 //! exception: `EXDEV` from a confined lookup means the path tried to leave its mount, which
-//! the ABI reports as `EACCES`.
+//! the ABI reports as [`Errno::LEFT_MOUNT`].
 
 /// A Linux errno value; a completion carries it negated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,8 @@ impl Errno {
     pub const EROFS: Self = Self(libc::EROFS);
     pub const ENAMETOOLONG: Self = Self(libc::ENAMETOOLONG);
     pub const ENOTEMPTY: Self = Self(libc::ENOTEMPTY);
+    /// No errno: `shim_abi::RESULT_LEFT_MOUNT`, a lookup met a symlink that leaves the mount.
+    pub const LEFT_MOUNT: Self = Self(-(shim_abi::RESULT_LEFT_MOUNT as i32));
 
     /// The errno of the last failed libc call on this thread.
     pub fn last() -> Self {

@@ -124,6 +124,7 @@ impl FileService {
             Opcode::Chmod => self.chmod(memory, request, a0, a1, a2),
             Opcode::Utimens => self.utimens(memory, request, [a0, a1, a2, a3]),
             Opcode::Statfs => self.statfs(memory, a0, a1),
+            Opcode::FindExit => self.find_exit(memory, request, a0, a1),
             _ => Err(Errno::EINVAL),
         }
     }
@@ -593,6 +594,30 @@ impl FileService {
         let placed = rustix::fs::readlinkat_raw(&parent, &name, &mut target[..])?;
         buffer.write_bytes(memory, &target[..placed])?;
         Ok(i64::try_from(placed).unwrap_or(i64::MAX))
+    }
+
+    /// The symlink on the path that leaves the mount, for the guest to follow itself.
+    fn find_exit(
+        &mut self,
+        memory: &GuestMemoryMmap,
+        request: &Request,
+        id: u64,
+        len: u64,
+    ) -> Reply {
+        let mount = self.mount(id)?;
+        let (path_sg, buffer) = Sg::of(memory, request)?.split_at(len)?;
+        let path = guest::read_path(memory, &path_sg)?;
+        if buffer.total() < PATH_MAX {
+            return Err(Errno::EINVAL);
+        }
+        let (prefix_len, target) =
+            path::find_exit(mount.fd.as_fd(), &path).ok_or(Errno::ENOENT)?;
+        // A target is at most PATH_MAX - 1 bytes, as readlink gives it.
+        if target.len() as u64 >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        buffer.write_bytes(memory, &target)?;
+        Ok((prefix_len as i64) | ((target.len() as i64) << 32))
     }
 
     /// `args` = mount, mode, handle + 1 (0: the path in SG).

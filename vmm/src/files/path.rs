@@ -5,7 +5,9 @@
 //! - [`open_beneath`]: the whole path through `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`,
 //!   following symlinks, for requests that follow the final component (open, stat, chmod,
 //!   access, …). The kernel keeps every step — `..`, symlinks, races with renames — inside
-//!   the root; an attempt to leave it is `EXDEV`, reported as `EACCES`.
+//!   the root; an attempt to leave it is `EXDEV`, reported as `Errno::LEFT_MOUNT`, and
+//!   [`find_exit`] then tells the guest which symlink left, for it to follow in its own
+//!   namespace.
 //! - [`last_component`]: the *parent* through `open_beneath`, then the final name, which is
 //!   one component with no `/` and never `.` or `..`, for the `*at` calls that act on a
 //!   directory entry without following it (mkdir, unlink, rename, readlink, lstat, …).
@@ -71,7 +73,7 @@ pub fn open_beneath(
             Ok(fd) => return Ok(fd),
             // A concurrent rename made the kernel unsure the walk stayed beneath: look again.
             Err(rustix::io::Errno::AGAIN) => continue,
-            Err(rustix::io::Errno::XDEV) => return Err(Errno::EACCES),
+            Err(rustix::io::Errno::XDEV) => return Err(Errno::LEFT_MOUNT),
             Err(errno) => return Err(errno.into()),
         }
     }
@@ -81,6 +83,39 @@ pub fn open_beneath(
 /// An `O_PATH` fd of what `path` names beneath `root`, following symlinks (beneath only).
 pub fn locate(root: BorrowedFd<'_>, path: &GuestPath) -> Result<OwnedFd, Errno> {
     open_beneath(root, path, OFlags::PATH, Mode::empty())
+}
+
+/// The first symlink on `path` (its last component included) whose following leaves `root`:
+/// the byte length of the path up to and including it, and the link's target. `None` if every
+/// component stays beneath, or fails for another reason (the guest then reports `EACCES`).
+pub fn find_exit(root: BorrowedFd<'_>, path: &GuestPath) -> Option<(usize, Vec<u8>)> {
+    // Each prefix is opened without following its last component; only a symlink is then
+    // followed, from the root, to see whether it leaves. Nothing is followed by hand.
+    let bytes = path.as_bytes();
+    let ends = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(at, &byte)| byte != b'/' && bytes.get(at + 1).is_none_or(|&next| next == b'/'))
+        .map(|(at, _)| at + 1);
+    for end in ends {
+        let prefix = GuestPath { bytes: bytes[..end].to_vec() };
+        let flags = OFlags::PATH | OFlags::NOFOLLOW;
+        let link = open_beneath(root, &prefix, flags, Mode::empty()).ok()?;
+        let is_symlink = rustix::fs::fstat(&link)
+            .is_ok_and(|stat| rustix::fs::FileType::from_raw_mode(stat.st_mode).is_symlink());
+        if !is_symlink {
+            continue;
+        }
+        match open_beneath(root, &prefix, OFlags::PATH, Mode::empty()) {
+            Err(Errno::LEFT_MOUNT) => {
+                let target = rustix::fs::readlinkat(&link, "", Vec::new()).ok()?;
+                return Some((end, target.into_bytes()));
+            }
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// The final component of a path, ready for an `*at` call that does not follow it.
