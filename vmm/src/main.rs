@@ -165,6 +165,15 @@ fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
     }
 }
 
+/// A line on stderr that nothing can turn into a panic: a reader of a shared pipe that left
+/// early (`2>&1 | head`) makes the write fail, and the program's outcome still stands.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 const SIGNAL_NAMES: [&str; 32] = [
     "", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
     "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
@@ -181,7 +190,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
-            eprintln!("litebox-vmm: {} (see --help)", one_line(&error.to_string()));
+            say!("litebox-vmm: {} (see --help)", one_line(&error.to_string()));
             return ExitCode::from(125);
         }
     };
@@ -232,7 +241,7 @@ fn main() -> ExitCode {
     let outcome = match builder.build().and_then(Sandbox::run) {
         Ok(outcome) => outcome,
         Err(error) => {
-            eprintln!("litebox-vmm: {error}");
+            say!("litebox-vmm: {error}");
             return ExitCode::from(error.exit_code() as u8);
         }
     };
@@ -241,40 +250,43 @@ fn main() -> ExitCode {
         ExitStatus::Exited(_) => {}
         ExitStatus::Signaled { signal, fault_address, rip } => {
             let name = SIGNAL_NAMES.get(*signal as usize).copied().unwrap_or("signal");
-            // Faults say where; other signals (SIGPIPE, SIGKILL) have no faulting instruction.
-            let fault = matches!(*signal, 4 | 5 | 7 | 8 | 11);
+            // Faults say where; other signals (SIGKILL, or a SIGSEGV sent by kill) have no
+            // faulting instruction. SIGPIPE is the usual end of a writer into `| head` and,
+            // as in a shell, goes unremarked; its status still says it.
+            let fault = matches!(*signal, 4 | 5 | 7 | 8 | 11) && *rip != 0;
+            let sigpipe = *signal == 13;
             if fault {
-                eprintln!(
+                say!(
                     "litebox-vmm: {}: killed by {name} (signal {signal}): fault address \
                      {fault_address:#x}, rip {rip:#x}",
                     image.display()
                 );
-            } else {
-                eprintln!("litebox-vmm: {}: killed by {name} (signal {signal})", image.display());
+            } else if !sigpipe {
+                say!("litebox-vmm: {}: killed by {name} (signal {signal})", image.display());
             }
         }
         ExitStatus::TimedOut => {
-            eprintln!("litebox-vmm: {}: stopped after the --timeout expired", image.display());
+            say!("litebox-vmm: {}: stopped after the --timeout expired", image.display());
         }
         ExitStatus::CpuTimeExceeded => {
             let limit = humantime::format_duration(cli.cpu_time.unwrap_or_default());
-            eprintln!(
+            say!(
                 "litebox-vmm: {}: stopped after using its --cpu-time of {limit} (SIGXCPU)",
                 image.display()
             );
         }
         ExitStatus::OutputLimitExceeded { refused } => {
-            eprintln!(
+            say!(
                 "litebox-vmm: {}: stopped at the --max-output of {} bytes; a write of {refused} \
                  more bytes was dropped (SIGXFSZ)",
                 image.display(),
                 cli.max_output.unwrap_or_default()
             );
         }
-        _ => eprintln!("litebox-vmm: {}: ended: {:?}", image.display(), outcome.status),
+        _ => say!("litebox-vmm: {}: ended: {:?}", image.display(), outcome.status),
     }
     if cli.stats {
-        eprintln!("{}", outcome.stats);
+        say!("{}", outcome.stats);
     }
     ExitCode::from(outcome.exit_code() as u8)
 }

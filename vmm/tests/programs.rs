@@ -328,6 +328,41 @@ fn int3_is_sigtrap() {
     killed_by("int3", 5, "SIGTRAP");
 }
 
+/// `litebox-vmm … 2>&1 | head -1`: the reader leaves, the program dies of SIGPIPE (141, as
+/// natively, and as quietly as a shell leaves it), and litebox-vmm's own stderr, on the same
+/// closed pipe, must not turn that into a panic (which its seccomp filter then killed).
+#[test]
+fn a_reader_leaving_a_shared_stdout_and_stderr_pipe_is_sigpipe() {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_litebox-vmm"))
+        .args(["--image", busybox().to_str().expect("utf-8"), "--", "yes"])
+        .env("RUST_BACKTRACE", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(writer.try_clone().expect("dup"))
+        .stderr(writer)
+        .spawn()
+        .expect("start litebox-vmm");
+    let mut first = [0u8; 2];
+    std::io::Read::read_exact(&mut &reader, &mut first).expect("the first line");
+    assert_eq!(&first, b"y\n");
+    drop(reader);
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(141), "{status:?}");
+}
+
+/// A SIGSEGV the program sends itself names no faulting address, since none faulted.
+#[test]
+fn a_segv_sent_by_kill_reports_no_fault() {
+    let run = Program::new(busybox()).args(["sh", "-c", "kill -SEGV $$"]).sandboxed();
+    assert_code(&run, 139);
+    assert_eq!(
+        run.stderr_text().trim_end(),
+        format!("litebox-vmm: {}: killed by SIGSEGV (signal 11)", busybox().display()),
+        "{}",
+        run.report()
+    );
+}
+
 #[test]
 fn timeout_ends_a_spinning_program() {
     let run = Program::new(image("spin"))
