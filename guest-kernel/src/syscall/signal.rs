@@ -171,7 +171,8 @@ fn take(kernel: &mut Kernel, signal: u64) {
     let bit = 1u64 << (signal - 1);
     let handler = kernel.signals.actions[(signal - 1) as usize].handler;
     if signal != SIGKILL {
-        let default_ignores = handler == SIG_DFL && IGNORED_BY_DEFAULT & bit != 0;
+        // A caught signal acts as its default would, whatever the handler: for these, nothing.
+        let default_ignores = IGNORED_BY_DEFAULT & bit != 0;
         if handler == SIG_IGN || default_ignores || STOPPING & bit != 0 {
             return;
         }
