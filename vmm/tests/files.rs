@@ -226,6 +226,24 @@ fn transfers_on_a_mounted_file_match_native() {
     }
 }
 
+/// A trailing '/' demands a directory, in a mount and in /tmp alike: unlink, rmdir and rename
+/// never act on a symlink's target through it, and a file named with one is ENOTDIR.
+#[test]
+fn trailing_slashes_match_native_in_a_mount_and_in_tmp() {
+    let native_dir = fresh_dir("slashes-native");
+    let native = Program::new(image("slashes-musl")).args([path_str(&native_dir)]).native();
+    assert_code(&native, 0);
+    assert!(native.stdout_text().contains("left: d2 dangling dl e f fl"), "{}", native.report());
+    let mounted = fresh_dir("slashes-mounted");
+    let in_mount = Program::new(image("slashes-musl"))
+        .flags(["--dir", &format!("{}:/work", path_str(&mounted))])
+        .args(["/work"])
+        .sandboxed();
+    assert_same(&in_mount, &native);
+    let in_tmp = Program::new(image("slashes-musl")).flags(["--workdir", "/tmp/s"]).args(["/tmp/s"]);
+    assert_same(&in_tmp.sandboxed(), &native);
+}
+
 // ---- busybox over a mounted directory --------------------------------------------------------
 
 fn path_str(path: &Path) -> &str {

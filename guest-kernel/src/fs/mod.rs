@@ -147,20 +147,37 @@ impl Vfs {
     /// Resolves `path` against the directory `base` (a normal absolute guest path). The last
     /// component's symlink is followed only with `follow_last`.
     pub fn resolve(&self, base: &[u8], path: &[u8], follow_last: bool) -> Result<Resolved, Errno> {
+        let slash_follows = path::normalize(base, path)?.trailing_slash;
+        self.resolve_as(base, path, follow_last || slash_follows)
+    }
+
+    /// Resolves `path` to the directory entry it names, never following its last component,
+    /// not even for a trailing `/`: what unlink, rmdir and rename act on (Linux then answers
+    /// `ENOTDIR` for a slash after anything but a directory).
+    pub fn resolve_entry(&self, base: &[u8], path: &[u8]) -> Result<Resolved, Errno> {
+        self.resolve_as(base, path, false)
+    }
+
+    fn resolve_as(&self, base: &[u8], path: &[u8], follow_last: bool) -> Result<Resolved, Errno> {
         let normal = path::normalize(base, path)?;
         let trailing_slash = normal.trailing_slash;
         let mut current = normal.path;
         for _ in 0..=MAX_SYMLINK_HOPS {
-            if let Some(next) = self.through_exit(&current, follow_last || trailing_slash) {
+            if let Some(next) = self.through_exit(&current, follow_last) {
                 current = next;
                 continue;
             }
             if let Some(mount) = self.mount_for(&current) {
                 let rel = &current[self.mounts[mount].path.len()..];
-                let rel = rel.strip_prefix(b"/").unwrap_or(rel).to_vec();
-                return Ok(Resolved { node: Node::Host { mount, rel }, path: current, trailing_slash });
+                let mut rel = rel.strip_prefix(b"/").unwrap_or(rel).to_vec();
+                // The host gives a trailing '/' Linux's meaning itself.
+                if trailing_slash && !rel.is_empty() {
+                    rel.push(b'/');
+                }
+                let node = Node::Host { mount, rel };
+                return Ok(Resolved { node, path: current, trailing_slash });
             }
-            match self.walk(&current, follow_last || trailing_slash)? {
+            match self.walk(&current, follow_last)? {
                 Walk::Found(node) => return Ok(Resolved { node, path: current, trailing_slash }),
                 Walk::Redirect(next) => current = next,
             }

@@ -15,7 +15,7 @@ use crate::fs::path::{self, read_user_path};
 use crate::fs::tmpfs::{
     Body, Ino, Time, R_OK, ROOT, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISVTX, W_OK, X_OK,
 };
-use crate::fs::{Node, Resolved};
+use crate::fs::{Node, Resolved, Vfs};
 use crate::mm::{kernel_gpa, phys_to_virt};
 use crate::process::{
     Description, FdEntry, FileKind, Kernel, GID, O_ACCMODE, O_PATH, O_RDWR, O_WRONLY, UID,
@@ -92,18 +92,58 @@ fn lookup(kernel: &mut Kernel, dirfd: u64, path: u64, follow: bool) -> Result<Re
     lookup_bytes(kernel, dirfd, &path, follow)
 }
 
+/// What `path` names, `ENOTDIR` for a tmpfs non-directory named with a trailing `/`.
 fn lookup_bytes(
     kernel: &mut Kernel,
     dirfd: u64,
     path: &[u8],
     follow: bool,
 ) -> Result<Resolved, Errno> {
+    let resolved = lookup_for_open(kernel, dirfd, path, follow)?;
+    demand_directory_for_slash(kernel, resolved)
+}
+
+/// The directory entry `path` names, its last component never followed, not even for a
+/// trailing `/` (see `Vfs::resolve_entry`): for unlink, rmdir and rename.
+fn lookup_entry(kernel: &mut Kernel, dirfd: u64, path: &[u8]) -> Result<Resolved, Errno> {
+    let resolved = lookup_using(kernel, dirfd, path, |vfs, base, path| {
+        vfs.resolve_entry(base, path)
+    })?;
+    demand_directory_for_slash(kernel, resolved)
+}
+
+/// What `path` names, with no check of a trailing `/`: open has its own answers for one.
+fn lookup_for_open(
+    kernel: &mut Kernel,
+    dirfd: u64,
+    path: &[u8],
+    follow: bool,
+) -> Result<Resolved, Errno> {
+    lookup_using(kernel, dirfd, path, |vfs, base, path| vfs.resolve(base, path, follow))
+}
+
+/// Linux's answer to a trailing `/` after a tmpfs non-directory (the host gives its own).
+fn demand_directory_for_slash(kernel: &Kernel, resolved: Resolved) -> Result<Resolved, Errno> {
+    if let Node::Tmpfs(ino) = resolved.node {
+        if resolved.trailing_slash && !kernel.vfs.tmpfs.get(ino).is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+    }
+    Ok(resolved)
+}
+
+fn lookup_using(
+    kernel: &mut Kernel,
+    dirfd: u64,
+    path: &[u8],
+    resolve: impl Fn(&Vfs, &[u8], &[u8]) -> Result<Resolved, Errno>,
+) -> Result<Resolved, Errno> {
     procfs::create_if_named(kernel, path);
     let base = base_dir(kernel, dirfd, path)?;
-    match kernel.vfs.resolve(&base, path, follow) {
+    match resolve(&kernel.vfs, &base, path) {
         // A path that reaches /proc without naming it (a symlink, a relative path): the
         // generated files may be what it wants.
-        Err(Errno::ENOENT) if procfs::create(kernel) => kernel.vfs.resolve(&base, path, follow),
+        Err(Errno::ENOENT) if procfs::create(kernel) => resolve(&kernel.vfs, &base, path),
         resolved => resolved,
     }
 }
@@ -245,7 +285,8 @@ pub fn openat(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64, mode: u64)
     }
     let mode = (mode as u32) & 0o7777 & !kernel.vfs.umask;
     let follow = flags & O_NOFOLLOW == 0 && flags & (O_CREAT | O_EXCL) != O_CREAT | O_EXCL;
-    let resolved = lookup(kernel, dirfd, path, follow)?;
+    let spelled = read_user_path(kernel, path, false)?;
+    let resolved = lookup_for_open(kernel, dirfd, &spelled, follow)?;
     let status = if flags & O_PATH != 0 {
         O_PATH
     } else {
@@ -259,10 +300,8 @@ pub fn openat(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64, mode: u64)
             return install(kernel, FdEntry { cloexec: flags & O_CLOEXEC != 0, ..entry });
         }
         Node::Host { mount, ref rel } => {
-            let mut host_flags = flags & !O_CLOEXEC;
-            if resolved.trailing_slash {
-                host_flags |= O_DIRECTORY;
-            }
+            // A trailing '/' is in `rel`: the host's open gives it Linux's meaning.
+            let host_flags = flags & !O_CLOEXEC;
             let scratch = kernel.scratch_gpa;
             let args = [mount_id(kernel, mount), u64::from(host_flags), u64::from(mode), scratch];
             let handle = host_path_call(kernel, Opcode::Open, args, &[rel], &[])?;
@@ -771,7 +810,7 @@ pub fn unlinkat(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64) -> SysRe
         b"." | b".." => return Err(Errno::EISDIR),
         _ => {}
     }
-    let resolved = lookup_bytes(kernel, dirfd, &spelled, false)?;
+    let resolved = lookup_entry(kernel, dirfd, &spelled)?;
     check_not_mount_point(kernel, &resolved)?;
     match resolved.node {
         Node::Missing { .. } => Err(Errno::ENOENT),
@@ -786,7 +825,7 @@ pub fn unlinkat(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64) -> SysRe
             check_sticky(kernel, parent, ino)?;
             let inode = kernel.vfs.tmpfs.get(ino);
             let is_dir = matches!(inode.body, Body::Dir { .. } | Body::FdDir);
-            if remove_dir && !is_dir {
+            if (remove_dir || resolved.trailing_slash) && !is_dir {
                 return Err(Errno::ENOTDIR);
             }
             if !remove_dir && is_dir {
@@ -826,8 +865,10 @@ pub fn renameat2(
     {
         return Err(Errno::EINVAL);
     }
-    let old = lookup(kernel, old_dirfd, old_path, false)?;
-    let new = lookup(kernel, new_dirfd, new_path, false)?;
+    let old = read_user_path(kernel, old_path, false)?;
+    let new = read_user_path(kernel, new_path, false)?;
+    let old = lookup_entry(kernel, old_dirfd, &old)?;
+    let new = lookup_entry(kernel, new_dirfd, &new)?;
     check_not_mount_point(kernel, &old)?;
     check_not_mount_point(kernel, &new)?;
     match (&old.node, &new.node) {
@@ -857,7 +898,8 @@ fn rename_tmpfs(kernel: &mut Kernel, old: &Resolved, new: &Resolved, flags: u64)
     check_sticky(kernel, old_parent, moving)?;
     let fs = &kernel.vfs.tmpfs;
     let moving_dir = fs.get(moving).is_dir();
-    if old.trailing_slash && !moving_dir {
+    // A trailing '/' on either side: Linux moves only directories then.
+    if (old.trailing_slash || new.trailing_slash) && !moving_dir {
         return Err(Errno::ENOTDIR);
     }
     if moving_dir && fs.is_ancestor(moving, new_parent) {
@@ -893,8 +935,6 @@ fn rename_tmpfs(kernel: &mut Kernel, old: &Resolved, new: &Resolved, flags: u64)
             }
             _ => {}
         }
-    } else if new.trailing_slash && !moving_dir {
-        return Err(Errno::ENOTDIR);
     }
     let now = now(kernel);
     if replaced.is_some() {
