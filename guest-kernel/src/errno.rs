@@ -38,6 +38,7 @@ impl Errno {
     pub const ENXIO: Self = Self(ENXIO);
     pub const ENFILE: Self = Self(ENFILE);
     pub const EOPNOTSUPP: Self = Self(EOPNOTSUPP);
+    pub const EROFS: Self = Self(EROFS);
     /// Not an errno: the host found a user page not present (`RESULT_PAGE_NOT_PRESENT`).
     pub const PAGE_NOT_PRESENT: Self = Self(-(shim_abi::RESULT_PAGE_NOT_PRESENT as i32));
     /// Not an errno: a host lookup met a symlink leaving its mount (`RESULT_LEFT_MOUNT`); the

@@ -66,6 +66,8 @@ int main(int argc, char **argv) {
     show("mkdir m/", mkdir("m/", 0755));
     show("rmdir m/", rmdir("m/"));
     show("rename d/ d2/", rename("d/", "d2/"));
+    show("rename . zz", rename(".", "zz"));
+    show("rename f ..", rename("f", ".."));
     list();
     return 0;
 }

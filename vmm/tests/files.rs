@@ -768,6 +768,7 @@ fn a_read_only_mount_refuses_every_change() {
         &["ln", "a.txt", "hard"],
         &["rmdir", "empty"],
         &["cp", "b.txt", "a.txt"],
+        &["chown", "1000:1000", "a.txt"],
     ] {
         let run = sandboxed_busybox(&flags, args);
         assert_code(&run, 1);

@@ -192,7 +192,8 @@ fn find_exit(kernel: &mut Kernel, opcode: Opcode, args: [u64; 4], paths: &[&[u8]
         };
         let pieces = [
             (kernel_gpa(rel.as_ptr()), rel.len() as u64),
-            (kernel_gpa(target.as_ptr()), target.len() as u64),
+            // Named by a mutable pointer: the host writes the target there.
+            (kernel_gpa(target.as_mut_ptr()), target.len() as u64),
         ];
         let request = [id, rel.len() as u64, 0, 0];
         let pieces = if rel.is_empty() { &pieces[1..] } else { &pieces[..] };
@@ -867,6 +868,10 @@ pub fn renameat2(
     }
     let old = read_user_path(kernel, old_path, false)?;
     let new = read_user_path(kernel, new_path, false)?;
+    // `.` and `..` name no entry of their own to move or replace.
+    if [&old, &new].iter().any(|path| matches!(last_spelled(path), b"." | b"..")) {
+        return Err(Errno::EBUSY);
+    }
     let old = lookup_entry(kernel, old_dirfd, &old)?;
     let new = lookup_entry(kernel, new_dirfd, &new)?;
     check_not_mount_point(kernel, &old)?;
@@ -1202,13 +1207,47 @@ pub fn fchmod(kernel: &mut Kernel, fd: u64, mode: u64) -> SysResult {
 /// `chown` and friends: the program's one user may "change" owners only to themselves.
 pub fn fchownat(kernel: &mut Kernel, dirfd: u64, path: u64, owner: u64, group: u64, flags: u64) -> SysResult {
     let stat = stat_at(kernel, dirfd, path, flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))?;
+    // A change of owner is a change, refused on a read-only mount before anything else.
+    let spelled = match path {
+        0 => Vec::new(),
+        _ => read_user_path(kernel, path, true)?,
+    };
+    let read_only = match spelled.is_empty() {
+        true if dirfd as i32 == AT_FDCWD => kernel.vfs.resolve(b"/", &kernel.vfs.cwd, true)?,
+        true => {
+            let description = kernel.files.get(dirfd)?.description;
+            return chown_description(kernel, &description, &stat, owner, group);
+        }
+        false => lookup_bytes(kernel, dirfd, &spelled, flags & AT_SYMLINK_NOFOLLOW == 0)?,
+    };
+    if let Node::Host { mount, .. } = read_only.node {
+        if kernel.vfs.mounts[mount].read_only {
+            return Err(Errno::EROFS);
+        }
+    }
     chown_check(&stat, owner, group)
 }
 
 pub fn fchown(kernel: &mut Kernel, fd: u64, owner: u64, group: u64) -> SysResult {
     let description = kernel.files.get(fd)?.description;
     let stat = description_stat(kernel, &description)?;
-    chown_check(&stat, owner, group)
+    chown_description(kernel, &description, &stat, owner, group)
+}
+
+/// `fchown` of an open file: `EROFS` on a read-only mount, else [`chown_check`].
+fn chown_description(
+    kernel: &Kernel,
+    description: &Description,
+    stat: &HostStat,
+    owner: u64,
+    group: u64,
+) -> SysResult {
+    if let FileKind::Host { mount, .. } = description.kind {
+        if kernel.vfs.mounts[mount].read_only {
+            return Err(Errno::EROFS);
+        }
+    }
+    chown_check(stat, owner, group)
 }
 
 fn chown_check(stat: &HostStat, owner: u64, group: u64) -> SysResult {
