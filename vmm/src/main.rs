@@ -120,6 +120,12 @@ fn parse_dir(text: &str) -> Result<(PathBuf, PathBuf, bool), String> {
         _ => (text, false),
     };
     match rest.rsplit_once(':') {
+        Some((_, option @ ("ro" | "rw"))) => {
+            Err(format!("{text:?}: more than one option (:{option} and another); give one"))
+        }
+        Some((_, guest)) if !guest.is_empty() && !guest.starts_with('/') => {
+            Err(format!("{text:?}: the guest path {guest:?} is not absolute"))
+        }
         Some((host, guest)) if !host.is_empty() && !guest.is_empty() => {
             Ok((host.into(), guest.into(), read_only))
         }

@@ -34,6 +34,7 @@ fn malformed_dir_flags_are_refused() {
     assert_refused(&["--dir", ":/data"], &[":/data", "HOST:GUEST"]);
     assert_refused(&["--dir", &format!("{host}:")], &["HOST:GUEST"]);
     assert_refused(&["--dir", &format!("{host}::ro")], &["HOST:GUEST"]);
+    assert_refused(&["--dir", &format!("{host}:/x:ro:ro")], &["more than one option"]);
 }
 
 #[test]
