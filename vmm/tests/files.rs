@@ -244,6 +244,26 @@ fn trailing_slashes_match_native_in_a_mount_and_in_tmp() {
     assert_same(&in_tmp.sandboxed(), &native);
 }
 
+/// `..` after a symlink goes to the parent of its target, in a mount and in /tmp alike, and
+/// the working directory is where chdir really went: `unlink("link/../f")` removes the file
+/// beside the link's target, never the one beside the link.
+#[test]
+fn dotdot_after_symlinks_matches_native_in_a_mount_and_in_tmp() {
+    let native_dir = fresh_dir("dotdot-native");
+    let native = Program::new(image("dotdot-musl")).args([path_str(&native_dir)]).native();
+    assert_code(&native, 0);
+    assert!(native.stdout_text().contains("chdir ..                 cwd ./d1\n"));
+    let mounted = fresh_dir("dotdot-mounted");
+    let in_mount = Program::new(image("dotdot-musl"))
+        .flags(["--dir", &format!("{}:/work", path_str(&mounted))])
+        .args(["/work"])
+        .sandboxed();
+    assert_same(&in_mount, &native);
+    assert!(mounted.join("f").exists() && !mounted.join("d1/f").exists());
+    let in_tmp = Program::new(image("dotdot-musl")).flags(["--workdir", "/tmp/s"]).args(["/tmp/s"]);
+    assert_same(&in_tmp.sandboxed(), &native);
+}
+
 // ---- busybox over a mounted directory --------------------------------------------------------
 
 fn path_str(path: &Path) -> &str {

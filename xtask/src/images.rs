@@ -62,6 +62,7 @@ const C_IMAGES: &[CImage] = &[
     c("peak-rss", "peak-rss.c", Toolchain::MuslStatic),
     c("open-many", "open-many.c", Toolchain::MuslStatic),
     c("slashes-musl", "slashes.c", Toolchain::MuslStatic),
+    c("dotdot-musl", "dotdot.c", Toolchain::MuslStatic),
     c("transfers-musl", "transfers.c", Toolchain::MuslStatic),
     c("transfers-glibc", "transfers.c", Toolchain::GlibcStatic),
 ];

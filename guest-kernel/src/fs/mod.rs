@@ -59,6 +59,8 @@ pub struct Vfs {
     pub mounts: Vec<Mount>,
     /// The working directory: a normal absolute guest path.
     pub cwd: Vec<u8>,
+    /// `cwd` has no symlink on it (so far only a `--workdir` in a mount may have one).
+    pub cwd_is_canonical: bool,
     pub umask: u32,
     /// A frame that is always zero: the source for reading tmpfs holes.
     pub zero_page: u64,
@@ -122,6 +124,7 @@ impl Vfs {
         let mut vfs = Self {
             tmpfs,
             mounts,
+            cwd_is_canonical: false,
             cwd,
             umask: 0o022,
             zero_page,
@@ -134,6 +137,7 @@ impl Vfs {
         // and owned by the program's user, who can then work in it.
         if vfs.mount_for(&vfs.cwd).is_none() {
             vfs.tmpfs.mkdir_p_owned(&vfs.cwd.clone(), crate::process::UID as u32, now);
+            vfs.cwd_is_canonical = true;
         }
         vfs
     }

@@ -2,8 +2,8 @@
 //! normal (no `.`, `..` or repeated `/`), which is the form the mount table and the tmpfs
 //! walk take.
 //!
-//! `..` is applied lexically, before symlinks are followed: `/tmp/link/..` is `/tmp` even if
-//! `link` points elsewhere (Linux would go to the link target's parent).
+//! `..` is applied lexically here; a path whose `..` follows a component that may be a
+//! symlink is first rewritten by `syscall::dotdot`, which follows such links as Linux does.
 
 use alloc::vec::Vec;
 

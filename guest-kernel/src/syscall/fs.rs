@@ -22,7 +22,7 @@ use crate::process::{
 };
 use crate::ring;
 use crate::syscall::io::{self, Pieces};
-use crate::syscall::procfs;
+use crate::syscall::{dotdot, procfs};
 
 pub const AT_FDCWD: i32 = -100;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
@@ -139,7 +139,17 @@ fn lookup_using(
     resolve: impl Fn(&Vfs, &[u8], &[u8]) -> Result<Resolved, Errno>,
 ) -> Result<Resolved, Errno> {
     procfs::create_if_named(kernel, path);
-    let base = base_dir(kernel, dirfd, path)?;
+    let mut base = base_dir(kernel, dirfd, path)?;
+    // A `..` goes to the parent of what its prefix names, symlinks followed.
+    let applied;
+    let path = if dotdot::has_dotdot(path) {
+        let base_is_canonical = dirfd as i32 == AT_FDCWD && kernel.vfs.cwd_is_canonical;
+        applied = dotdot::apply(kernel, &base, base_is_canonical, path)?;
+        base = b"/".to_vec();
+        &applied[..]
+    } else {
+        path
+    };
     match resolve(&kernel.vfs, &base, path) {
         // A path that reaches /proc without naming it (a symlink, a relative path): the
         // generated files may be what it wants.
@@ -149,12 +159,12 @@ fn lookup_using(
 }
 
 /// The host's id for mount index `mount`.
-fn mount_id(kernel: &Kernel, mount: usize) -> u64 {
+pub(super) fn mount_id(kernel: &Kernel, mount: usize) -> u64 {
     u64::from(kernel.vfs.mounts[mount].id)
 }
 
 /// Sends a path request: the SG list is `paths` (kernel memory) then `extra` pieces.
-fn host_path_call(
+pub(super) fn host_path_call(
     kernel: &mut Kernel,
     opcode: Opcode,
     args: [u64; 4],
@@ -511,7 +521,7 @@ pub fn description_stat(kernel: &Kernel, description: &Description) -> Result<Ho
 }
 
 /// The status of what `resolved` names.
-fn node_stat(kernel: &mut Kernel, resolved: &Resolved, follow: bool) -> Result<HostStat, Errno> {
+pub(super) fn node_stat(kernel: &mut Kernel, resolved: &Resolved, follow: bool) -> Result<HostStat, Errno> {
     let stat = match &resolved.node {
         Node::Tmpfs(ino) => tmpfs_stat(kernel, *ino),
         Node::Missing { .. } => return Err(Errno::ENOENT),
@@ -760,7 +770,8 @@ pub fn chdir(kernel: &mut Kernel, path: u64) -> SysResult {
             return Err(Errno::EACCES);
         }
     }
-    kernel.vfs.cwd = resolved.path;
+    kernel.vfs.cwd = dotdot::canonical(kernel, &resolved.path)?;
+    kernel.vfs.cwd_is_canonical = true;
     Ok(0)
 }
 
@@ -769,7 +780,8 @@ pub fn fchdir(kernel: &mut Kernel, fd: u64) -> SysResult {
     if !is_directory(kernel, &description) {
         return Err(Errno::ENOTDIR);
     }
-    kernel.vfs.cwd = description.path.clone();
+    kernel.vfs.cwd = dotdot::canonical(kernel, &description.path)?;
+    kernel.vfs.cwd_is_canonical = true;
     Ok(0)
 }
 

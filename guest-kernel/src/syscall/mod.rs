@@ -6,6 +6,7 @@
 //!
 //! An unknown syscall returns `ENOSYS` and is logged once, by name.
 
+mod dotdot;
 mod fs;
 mod host_transfer;
 mod io;
