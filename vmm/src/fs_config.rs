@@ -62,6 +62,28 @@ pub fn check_mounts(mounts: &mut [Mount]) -> Result<()> {
         }
         mounts[index].guest = guest;
     }
+
+    // A mount inside another needs its mount point there, as on Linux: else listings of the
+    // outer directory would leave it out.
+    for mount in mounts.iter() {
+        let outer = mounts
+            .iter()
+            .filter(|other| other.guest != mount.guest && mount.guest.starts_with(&other.guest))
+            .max_by_key(|other| other.guest.as_os_str().len());
+        let Some(outer) = outer else { continue };
+        let relative = mount.guest.strip_prefix(&outer.guest).unwrap_or(Path::new(""));
+        let point = outer.host.join(relative);
+        if !point.is_dir() {
+            return Err(Error::Mount {
+                spec: spec(mount),
+                reason: format!(
+                    "its mount point {} is no directory under --dir {} (create it first)",
+                    point.display(),
+                    spec(outer)
+                ),
+            });
+        }
+    }
     Ok(())
 }
 

@@ -64,6 +64,31 @@ fn bad_guest_paths_are_refused() {
     assert_refused(&twice, &["/data", "already mounted"]);
 }
 
+/// A mount inside another needs its mount point in the outer host directory, as on Linux;
+/// with it, listings of the outer directory show the inner mount.
+#[test]
+fn a_nested_mount_needs_its_mount_point() {
+    let (outer, inner) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (outer_path, inner_path) = (outer.path().to_str().unwrap(), inner.path().to_str().unwrap());
+    std::fs::write(inner.path().join("inside"), "x").unwrap();
+    let flags = [
+        "--dir".to_string(),
+        format!("{outer_path}:/data"),
+        "--dir".to_string(),
+        format!("{inner_path}:/data/sub"),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    assert_refused(&flags, &["/data/sub", "mount point", "create it first"]);
+
+    std::fs::create_dir(outer.path().join("sub")).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_litebox-vmm"));
+    let busybox = common::busybox();
+    command.args(&flags).arg("--image").arg(&busybox).args(["--", "find", "/data"]);
+    let listed = run(command, Place::Sandbox, None);
+    assert_code(&listed, 0);
+    assert_eq!(listed.stdout_text(), "/data\n/data/sub\n/data/sub/inside\n", "{}", listed.report());
+}
+
 #[test]
 fn too_many_mounts_are_refused() {
     let dir = tempfile::tempdir().unwrap();
