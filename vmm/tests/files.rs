@@ -125,6 +125,22 @@ fn proc_self_fd_lists_the_open_fds() {
     assert_eq!(run.stdout_text(), "0\n1\n2\n3\n", "{}", run.report());
 }
 
+/// The VMM's stdio read through `/proc/self/fd` as Linux shows the host fd behind it, so
+/// `/dev/stdin` resolves instead of leading back to itself: `/dev/null`, or a pipe.
+#[test]
+fn stdio_fds_read_as_the_host_fd_behind_them() {
+    let program = Program::new(busybox()).args(["readlink", "-f", "/dev/stdin"]);
+    let sandboxed = program.sandboxed();
+    assert_same(&sandboxed, &program.native());
+    assert_eq!(sandboxed.stdout_text(), "/dev/null\n", "{}", sandboxed.report());
+
+    let piped = Program::new(busybox()).args(["readlink", "/proc/self/fd/0"]).stdin(&b""[..]);
+    let run = piped.sandboxed();
+    assert_code(&run, 0);
+    let text = run.stdout_text();
+    assert!(text.starts_with("pipe:[") && text.ends_with("]\n"), "{}", run.report());
+}
+
 #[test]
 fn dev_zero_null_and_urandom() {
     let zeros = sandboxed_busybox(&[], &["od", "-An", "-tx1", "-N", "8", "/dev/zero"]);

@@ -13,7 +13,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 use crate::errno::{Errno, SysResult};
 use crate::fs::path::{self, read_user_path};
 use crate::fs::tmpfs::{
-    Body, Ino, Time, R_OK, ROOT, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISVTX, W_OK, X_OK,
+    Body, Ino, Time, R_OK, ROOT, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISVTX, W_OK,
+    X_OK,
 };
 use crate::fs::{Node, Resolved, Vfs};
 use crate::mm::{kernel_gpa, phys_to_virt};
@@ -51,6 +52,7 @@ const PATH_FLAGS: u32 = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 const TMPFS_DEV: u64 = 0x16;
 const PIPEFS_DEV: u64 = 0xd;
 const S_IFIFO: u32 = 0o010000;
+const S_IFSOCK: u32 = 0o140000;
 
 fn now(kernel: &Kernel) -> Time {
     Time::from_ns(kernel.clock.realtime_ns())
@@ -518,6 +520,29 @@ pub fn description_stat(kernel: &Kernel, description: &Description) -> Result<Ho
             ..HostStat::default()
         }),
     }
+}
+
+/// What `/proc/self/fd/N` reads as: the path the file was opened by, and for the VMM's own
+/// stdio what Linux shows for the host fd behind it where the guest can name it (a pipe, a
+/// socket, `/dev/null`, a terminal), since `/dev/stdin` would lead back to the fd.
+fn fd_link_text(kernel: &Kernel, description: &Description) -> Vec<u8> {
+    const DEV_NULL: u64 = (1 << 8) | 3;
+    const PTS_MAJOR: u64 = 136;
+    if !matches!(description.kind, FileKind::HostStdio(_)) {
+        return description.path.clone();
+    }
+    let Ok(stat) = description_stat(kernel, description) else {
+        return description.path.clone();
+    };
+    let (major, minor) = ((stat.rdev >> 8) & 0xfff, (stat.rdev & 0xff) | ((stat.rdev >> 12) & !0xff));
+    let text = match stat.mode & S_IFMT {
+        S_IFIFO => alloc::format!("pipe:[{}]", stat.ino),
+        S_IFSOCK => alloc::format!("socket:[{}]", stat.ino),
+        S_IFCHR if stat.rdev == DEV_NULL => "/dev/null".into(),
+        S_IFCHR if major == PTS_MAJOR => alloc::format!("/dev/pts/{minor}"),
+        _ => return description.path.clone(),
+    };
+    text.into_bytes()
 }
 
 /// The status of what `resolved` names.
@@ -1039,7 +1064,10 @@ pub fn readlinkat(kernel: &mut Kernel, dirfd: u64, path: u64, buf: u64, size: u6
             Body::Symlink(target) => target.clone(),
             _ => return Err(Errno::EINVAL),
         },
-        Node::FdAlias(fd) => kernel.files.get(fd).map_err(|_| Errno::ENOENT)?.description.path.clone(),
+        Node::FdAlias(fd) => {
+            let description = kernel.files.get(fd).map_err(|_| Errno::ENOENT)?.description;
+            fd_link_text(kernel, &description)
+        }
         Node::Missing { .. } => return Err(Errno::ENOENT),
         Node::Host { mount, ref rel } => {
             let mut pieces = Pieces::new();
