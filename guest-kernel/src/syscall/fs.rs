@@ -534,7 +534,9 @@ fn fd_link_text(kernel: &Kernel, description: &Description) -> Vec<u8> {
     let Ok(stat) = description_stat(kernel, description) else {
         return description.path.clone();
     };
-    let (major, minor) = ((stat.rdev >> 8) & 0xfff, (stat.rdev & 0xff) | ((stat.rdev >> 12) & !0xff));
+    // Linux's dev_t encoding: major in bits 8-19, minor in bits 0-7 and 20-31.
+    let major = (stat.rdev >> 8) & 0xfff;
+    let minor = (stat.rdev & 0xff) | ((stat.rdev >> 12) & !0xff);
     let text = match stat.mode & S_IFMT {
         S_IFIFO => alloc::format!("pipe:[{}]", stat.ino),
         S_IFSOCK => alloc::format!("socket:[{}]", stat.ino),
