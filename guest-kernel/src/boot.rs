@@ -62,7 +62,7 @@ pub extern "C" fn kernel_main() -> ! {
     let kernel = Kernel {
         frames,
         space,
-        files: FdTable::with_stdio(),
+        files: FdTable::with_stdio(boot.closed_stdio),
         vfs,
         bounce: Vec::new(),
         next_pipe_id: 1,

@@ -141,8 +141,9 @@ pub struct FdTable {
 }
 
 impl FdTable {
-    /// 0, 1 and 2 open on the host's stdio, as a program expects.
-    pub fn with_stdio() -> Self {
+    /// 0, 1 and 2 open on the host's stdio, as a program expects, but for those whose bit is
+    /// set in `closed` (the VMM had no such stream to give).
+    pub fn with_stdio(closed: u32) -> Self {
         let stdio = |fd: u8, flags: u32| {
             let name = alloc::format!("/dev/std{}", ["in", "out", "err"][fd as usize]);
             let description = Description::new(FileKind::HostStdio(fd), name.into_bytes(), flags);
@@ -151,7 +152,9 @@ impl FdTable {
         let mut table =
             Self { entries: Vec::new(), lowest_free: 0, shortcuts: [Shortcut::None; SHORTCUT_FDS] };
         for (fd, entry) in [stdio(0, 0), stdio(1, 1), stdio(2, 1)].into_iter().enumerate() {
-            table.set(fd, entry);
+            if closed & (1 << fd) == 0 {
+                table.set(fd, entry);
+            }
         }
         table
     }

@@ -141,6 +141,9 @@ pub struct BootInfo {
     pub segment_count: u32,
     /// The program's `RLIMIT_NOFILE` (soft and hard), at most [`MAX_FDS`]; 0 means that.
     pub max_fds: u32,
+    /// Bit N set: the program starts with fd N (0, 1 or 2) closed, as the VMM's own was.
+    pub closed_stdio: u32,
+    pub _reserved: u32,
     pub segments: [SegmentMapping; MAX_SEGMENTS],
 }
 

@@ -9,10 +9,11 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use litebox_vmm::{Confinement, ExitStatus, Sandbox};
+use litebox_vmm::{Confinement, ExitStatus, Input, Output, Sandbox};
 
 /// Run an unmodified static Linux x86-64 program in a KVM micro-VM under the litebox library
 /// kernel. The program sees only its arguments, the --env pairs, stdin/stdout/stderr and the
@@ -171,6 +172,23 @@ fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
     }
 }
 
+/// Bit N: fd N (0, 1 or 2) was closed when the process started. Rust's runtime opens
+/// `/dev/null` on a closed one before `main`, so this is taken earlier, from `.init_array`.
+static CLOSED_AT_START: AtomicU32 = AtomicU32::new(0);
+
+#[used]
+#[link_section = ".init_array"]
+static RECORD_CLOSED_STDIO: extern "C" fn() = record_closed_stdio;
+
+extern "C" fn record_closed_stdio() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only reads the fd's flags; it touches no memory.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            CLOSED_AT_START.fetch_or(1 << fd, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A line on stderr that nothing can turn into a panic: a reader of a shared pipe that left
 /// early (`2>&1 | head`) makes the write fail, and the program's outcome still stands.
 macro_rules! say {
@@ -233,6 +251,17 @@ fn main() -> ExitCode {
         builder = builder.dir(host, guest, read_only);
     }
     builder = builder.workdir(cli.workdir);
+    // A stream the caller closed stays closed for the program (it gets EBADF, not /dev/null).
+    let closed = CLOSED_AT_START.load(Ordering::Relaxed);
+    if closed & 1 != 0 {
+        builder = builder.stdin(Input::Closed);
+    }
+    if closed & 2 != 0 {
+        builder = builder.stdout(Output::Closed);
+    }
+    if closed & 4 != 0 {
+        builder = builder.stderr(Output::Closed);
+    }
     if let Some(bytes) = cli.tmpfs_size {
         builder = builder.tmpfs_size(bytes);
     }

@@ -361,6 +361,9 @@ fn run_here(config: SandboxBuilder) -> Result<RunOutcome> {
     boot_info.log_level = config.guest_log_level as u32;
     boot_info.memory_size = config.memory;
     boot_info.max_fds = config.max_fds.unwrap_or(MAX_FDS);
+    boot_info.closed_stdio = u32::from(matches!(config.stdin, Input::Closed))
+        | u32::from(config.stdout == Output::Closed) << 1
+        | u32::from(config.stderr == Output::Closed) << 2;
     boot_info.tsc_khz =
         u64::from(vcpu.get_tsc_khz().map_err(Error::kvm("KVM_GET_TSC_KHZ"))?);
     let mut bump = GpaBump { next: kernel_end, end: config.memory };

@@ -16,6 +16,9 @@ pub enum Input {
     Null,
     /// These bytes, then end of file.
     Bytes(Vec<u8>),
+    /// No stdin: the program starts with fd 0 closed (`EBADF`), as a process started with
+    /// `<&-` does.
+    Closed,
 }
 
 /// Where the program's stdout or stderr goes.
@@ -28,6 +31,8 @@ pub enum Output {
     Null,
     /// Collected into [`crate::RunOutcome`].
     Capture,
+    /// None: the program starts with the fd closed, as a process started with `>&-` does.
+    Closed,
 }
 
 enum Stream {
@@ -63,11 +68,13 @@ impl Stdio {
             Input::Inherit => Stream::Host(0),
             Input::Null => Stream::Null,
             Input::Bytes(bytes) => Stream::InputBytes { bytes, position: 0 },
+            Input::Closed => Stream::Closed,
         };
         let output = |choice: Output, fd: RawFd| match choice {
             Output::Inherit => Stream::Host(fd),
             Output::Null => Stream::Null,
             Output::Capture => Stream::Captured(Vec::new()),
+            Output::Closed => Stream::Closed,
         };
         Self {
             streams: [input, output(stdout, 1), output(stderr, 2)],

@@ -350,6 +350,34 @@ fn a_reader_leaving_a_shared_stdout_and_stderr_pipe_is_sigpipe() {
     assert_eq!(status.code(), Some(141), "{status:?}");
 }
 
+/// A stdio stream closed for litebox-vmm (`>&-`, `<&-`) is closed for the program too: it
+/// gets EBADF, as natively, instead of a /dev/null that swallows its output.
+#[test]
+fn stdio_closed_for_the_vmm_is_closed_for_the_program() {
+    for (closed_fd, args) in [(1, ["echo", "hi"]), (0, ["wc", "-c"])] {
+        let close_it = move |command: &mut Command| {
+            // SAFETY: runs in the forked child before exec; close is async-signal-safe.
+            unsafe {
+                command.pre_exec(move || {
+                    libc::close(closed_fd);
+                    Ok(())
+                });
+            }
+        };
+        let mut sandboxed = Command::new(env!("CARGO_BIN_EXE_litebox-vmm"));
+        sandboxed.args(["--image", busybox().to_str().expect("utf-8"), "--"]).args(args);
+        close_it(&mut sandboxed);
+        let mut native = Command::new(busybox());
+        native.args(args);
+        close_it(&mut native);
+        let (sandboxed, native) =
+            (run(sandboxed, Place::Sandbox, None), run(native, Place::Native, None));
+        assert_same(&sandboxed, &native);
+        assert_code(&sandboxed, 1);
+        assert!(sandboxed.stderr_text().contains("Bad file descriptor"), "{}", sandboxed.report());
+    }
+}
+
 /// A SIGSEGV the program sends itself names no faulting address, since none faulted.
 #[test]
 fn a_segv_sent_by_kill_reports_no_fault() {
