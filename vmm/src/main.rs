@@ -206,6 +206,14 @@ const SIGNAL_NAMES: [&str; 32] = [
 ];
 
 fn main() -> ExitCode {
+    // A panic is a bug in litebox-vmm: one line, and the sandbox-failure status. The default
+    // hook would also walk the stack for RUST_BACKTRACE, calling getcwd, which the seccomp
+    // filter then kills the process for: a SIGSYS that hides the message.
+    std::panic::set_hook(Box::new(|info| {
+        say!("litebox-vmm: internal error, please report it: {info}");
+        std::process::exit(125);
+    }));
+
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) if !error.use_stderr() => {
