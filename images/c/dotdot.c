@@ -16,17 +16,19 @@ static void put(const char *name, const char *text) {
     close(fd);
 }
 
-static void read_through(const char *path) {
+static void read_as(const char *label, const char *path) {
     char buffer[64] = {0};
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
-        printf("%-24s %s\n", path, strerror(errno));
+        printf("%-24s %s\n", label, strerror(errno));
         return;
     }
     read(fd, buffer, sizeof buffer - 1);
     close(fd);
-    printf("%-24s %s", path, buffer);
+    printf("%-24s %s", label, buffer);
 }
+
+static void read_through(const char *path) { read_as(path, path); }
 
 static void where(const char *after) {
     char cwd[4096];
@@ -55,6 +57,16 @@ int main(int argc, char **argv) {
     read_through("missing/../f");
     read_through("loop1/../f");
     read_through("deeplink/./../f");
+
+    /* 60 directories down and 60 `..` back up: each checked once, not once per prefix. */
+    static char deep[4096];
+    for (int i = 0; i < 60; i++) {
+        strcat(deep, "d/");
+        mkdir(deep, 0755);
+    }
+    for (int i = 0; i < 60; i++) strcat(deep, "../");
+    strcat(deep, "f");
+    read_as("60 down, 60 up, f", deep);
 
     chdir("deeplink");
     where("chdir deeplink");

@@ -64,6 +64,8 @@ int main(int argc, char **argv) {
     printf("%-28s %s\n", "lstat dl/ is a directory", S_ISDIR(st.st_mode) ? "yes" : "no");
     show("stat dangling/", stat("dangling/", &st));
     show("mkdir m/", mkdir("m/", 0755));
+    show("mkdir dangling/", mkdir("dangling/", 0755));
+    show("mkdir fl/", mkdir("fl/", 0755));
     show("rmdir m/", rmdir("m/"));
     show("rename d/ d2/", rename("d/", "d2/"));
     show("rename . zz", rename(".", "zz"));

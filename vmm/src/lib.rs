@@ -31,7 +31,7 @@ mod vcpu;
 
 pub use error::{Error, Result};
 pub use files::{FileService, Mount};
-pub use seccomp::Confinement;
+pub use seccomp::{one_malloc_arena, Confinement};
 pub use sandbox::{ExitStatus, RunOutcome, Sandbox, SandboxBuilder, DEFAULT_MEMORY};
 pub use stats::Stats;
 pub use stdio::{Input, Output};

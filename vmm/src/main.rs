@@ -206,6 +206,8 @@ const SIGNAL_NAMES: [&str; 32] = [
 ];
 
 fn main() -> ExitCode {
+    // Before any thread exists: see `one_malloc_arena`.
+    litebox_vmm::one_malloc_arena();
     // A panic is a bug in litebox-vmm: one line, and the sandbox-failure status. The default
     // hook would also walk the stack for RUST_BACKTRACE, calling getcwd, which the seccomp
     // filter then kills the process for: a SIGSYS that hides the message.

@@ -317,6 +317,7 @@ impl Sandbox {
         if config.confinement == Confinement::None {
             return run_here(config);
         }
+        seccomp::one_malloc_arena();
         let thread = std::thread::Builder::new()
             .name("litebox-run".to_string())
             .spawn(move || run_here(config))

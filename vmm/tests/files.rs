@@ -743,6 +743,30 @@ fn absolute_symlinks_in_a_tree_mounted_at_its_own_path_match_native() {
     assert_eq!(created, "through an absolute link\n");
 }
 
+/// A relative link that leaves its mount is followed from the directory it really is in,
+/// not from the path spelled to reach it through a symlink inside the mount.
+#[test]
+fn a_relative_link_out_of_a_mount_starts_from_its_real_directory() {
+    let base = fresh_dir("leaving-from-real-dir");
+    std::fs::create_dir_all(base.join("a/b/m/deep/er")).expect("mkdir");
+    std::fs::create_dir_all(base.join("a/x")).expect("mkdir");
+    std::fs::write(base.join("a/x/file"), "reached\n").expect("file");
+    std::os::unix::fs::symlink("deep/er", base.join("a/b/m/inner")).expect("symlink");
+    std::os::unix::fs::symlink("../../../../x", base.join("a/b/m/deep/er/out")).expect("symlink");
+    let flags = [
+        "--dir".to_string(),
+        format!("{}:/a/b/m", path_str(&base.join("a/b/m"))),
+        "--dir".to_string(),
+        format!("{}:/a/x", path_str(&base.join("a/x"))),
+    ];
+    let run = Program::new(busybox())
+        .flags(flags.iter().cloned())
+        .args(["cat", "/a/b/m/inner/out/file"])
+        .sandboxed();
+    assert_code(&run, 0);
+    assert_eq!(run.stdout_text(), "reached\n", "{}", run.report());
+}
+
 /// Links from one mount into another and into the guest's /tmp, absolute and relative, are
 /// followed there; renames and links across two of them are EXDEV, as between mounts.
 #[test]

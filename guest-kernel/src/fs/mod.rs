@@ -30,6 +30,8 @@ pub const MAX_SYMLINK_HOPS: usize = 40;
 pub struct Mount {
     pub id: u32,
     pub path: Vec<u8>,
+    /// How many components `path` has.
+    pub depth: usize,
     pub read_only: bool,
 }
 
@@ -114,6 +116,7 @@ impl Vfs {
             tmpfs.mkdir_p(&guest, now);
             mounts.push(Mount {
                 id: entry.id,
+                depth: path::components(&guest).count(),
                 path: guest,
                 read_only: entry.flags & MOUNT_READ_ONLY != 0,
             });
@@ -205,12 +208,13 @@ impl Vfs {
     }
 
     /// Keeps host symlink `link` (a normal absolute guest path, in a mount) with target
-    /// `target`, followed as Linux would: from the root if absolute, else from its directory.
-    pub fn add_exit(&mut self, link: Vec<u8>, target: &[u8]) -> Result<(), Errno> {
+    /// `target`, followed as Linux would: from the root if absolute, else from `link_dir`, the
+    /// directory the link is in, its symlinks followed.
+    pub fn add_exit(&mut self, link: Vec<u8>, link_dir: &[u8], target: &[u8]) -> Result<(), Errno> {
         if target.is_empty() {
             return Err(Errno::ENOENT);
         }
-        let leads_to = path::normalize(path::parent(&link), target)?.path;
+        let leads_to = path::normalize(link_dir, target)?.path;
         self.exits.push((link, leads_to));
         Ok(())
     }

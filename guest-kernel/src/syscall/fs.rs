@@ -219,7 +219,13 @@ fn find_exit(kernel: &mut Kernel, opcode: Opcode, args: [u64; 4], paths: &[&[u8]
         let mut link = kernel.vfs.mounts[mount].path.clone();
         link.push(b'/');
         link.extend_from_slice(&rel[..prefix_len]);
-        return match kernel.vfs.add_exit(link, &target[..target_len]) {
+        // A relative target starts from the directory the link is really in: the host has
+        // followed the symlinks inside the mount that the spelling goes through.
+        let link_dir = match dotdot::canonical(kernel, path::parent(&link)) {
+            Ok(dir) => dir,
+            Err(errno) => return errno,
+        };
+        return match kernel.vfs.add_exit(link, &link_dir, &target[..target_len]) {
             Ok(()) => Errno::LEFT_MOUNT,
             Err(errno) => errno,
         };
@@ -767,7 +773,12 @@ pub fn getdents64(kernel: &mut Kernel, fd: u64, dirp: u64, count: u64) -> SysRes
 }
 
 pub fn mkdirat(kernel: &mut Kernel, dirfd: u64, path: u64, mode: u64) -> SysResult {
-    let resolved = lookup(kernel, dirfd, path, false)?;
+    // The entry itself, even with a trailing '/': anything already there is EEXIST, a
+    // symlink (dangling or not) included.
+    let spelled = read_user_path(kernel, path, false)?;
+    let resolved = lookup_using(kernel, dirfd, &spelled, |vfs, base, path| {
+        vfs.resolve_entry(base, path)
+    })?;
     let mode = (mode as u32) & 0o7777 & !kernel.vfs.umask;
     match resolved.node {
         Node::Missing { parent, ref name } => {

@@ -17,7 +17,7 @@
 //! Nothing here opens a host path by itself: every lookup starts at a mount's fd.
 
 use std::ffi::CString;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use shim_abi::{NAME_MAX, PATH_MAX};
@@ -89,29 +89,38 @@ pub fn locate(root: BorrowedFd<'_>, path: &GuestPath) -> Result<OwnedFd, Errno> 
 /// the byte length of the path up to and including it, and the link's target. `None` if every
 /// component stays beneath, or fails for another reason (the guest then reports `EACCES`).
 pub fn find_exit(root: BorrowedFd<'_>, path: &GuestPath) -> Option<(usize, Vec<u8>)> {
-    // Each prefix is opened without following its last component; only a symlink is then
-    // followed, from the root, to see whether it leaves. Nothing is followed by hand.
+    // One component at a time from the directory reached so far, never following it; only a
+    // symlink is then followed, from the root, to see whether it leaves. Nothing is followed
+    // by hand, and the walk costs one open per component (plus one per symlink).
     let bytes = path.as_bytes();
-    let ends = bytes
-        .iter()
-        .enumerate()
-        .filter(|&(at, &byte)| byte != b'/' && bytes.get(at + 1).is_none_or(|&next| next == b'/'))
-        .map(|(at, _)| at + 1);
-    for end in ends {
-        let prefix = GuestPath { bytes: bytes[..end].to_vec() };
-        let flags = OFlags::PATH | OFlags::NOFOLLOW;
-        let link = open_beneath(root, &prefix, flags, Mode::empty()).ok()?;
-        let is_symlink = rustix::fs::fstat(&link)
-            .is_ok_and(|stat| rustix::fs::FileType::from_raw_mode(stat.st_mode).is_symlink());
-        if !is_symlink {
+    let mut dir: Option<OwnedFd> = None;
+    let mut end = 0;
+    for name in bytes.split(|&byte| byte == b'/') {
+        end += name.len() + usize::from(end > 0 || name.is_empty());
+        if name.is_empty() {
             continue;
         }
+        // A `..` of the path's own: what lies above the root is no link to follow.
+        if name == b".." {
+            return None;
+        }
+        let at = dir.as_ref().map_or(root, |fd| fd.as_fd());
+        let name_path = GuestPath { bytes: name.to_vec() };
+        let entry = open_beneath(at, &name_path, OFlags::PATH | OFlags::NOFOLLOW, Mode::empty());
+        let entry = entry.ok()?;
+        let is_symlink = rustix::fs::fstat(&entry)
+            .is_ok_and(|stat| rustix::fs::FileType::from_raw_mode(stat.st_mode).is_symlink());
+        if !is_symlink {
+            dir = Some(entry);
+            continue;
+        }
+        let prefix = GuestPath { bytes: bytes[..end].to_vec() };
         match open_beneath(root, &prefix, OFlags::PATH, Mode::empty()) {
             Err(Errno::LEFT_MOUNT) => {
-                let target = rustix::fs::readlinkat(&link, "", Vec::new()).ok()?;
+                let target = rustix::fs::readlinkat(&entry, "", Vec::new()).ok()?;
                 return Some((end, target.into_bytes()));
             }
-            Ok(_) => continue,
+            Ok(followed) => dir = Some(followed),
             Err(_) => return None,
         }
     }
