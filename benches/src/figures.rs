@@ -384,7 +384,8 @@ impl Bench {
             });
 
             let small_samples = self.samples(&Runner::ALL, &small_work, self.plan.file_runs);
-            let steady = steady_rates(&samples, &small_samples, (mib - small_mib) as f64);
+            let extra_mib = mib.saturating_sub(small_mib) as f64;
+            let steady = steady_rates(&samples, &small_samples, extra_mib);
             let name = format!("{label}: steady rate, {mib} minus {small_mib} MiB");
             self.add_values(("files", name, "MiB/s"), true, steady);
         }
@@ -593,33 +594,30 @@ fn file_size(path: &std::path::Path) -> String {
     }
 }
 
-/// The rate at which `extra_mib` more data moved: run i of the big transfer against run i of
-/// the small one (they were taken in the same rounds). A pair whose difference is lost in
-/// noise (the big run no slower) is not a rate and is left out.
+/// The rate at which `extra_mib` more data moved: over the difference of the two transfers'
+/// median times (each run alone is too noisy to difference). Not a rate when the big one is
+/// no slower, or when there is no more data (a file of 1 MiB has no smaller eighth).
 fn steady_rates(
     big: &Samples,
     small: &Samples,
     extra_mib: f64,
 ) -> BTreeMap<Runner, Result<Vec<f64>, String>> {
+    let median = |list: &[Sample]| {
+        let seconds: Vec<f64> = list.iter().map(|s| s.wall.as_secs_f64()).collect();
+        Summary::of(&seconds).map(|summary| summary.median)
+    };
     big.iter()
         .map(|(runner, big)| {
-            let rates = match (big, &small[runner]) {
+            let rate = match (big, &small[runner]) {
                 (Err(reason), _) | (_, Err(reason)) => Err(reason.clone()),
-                (Ok(big), Ok(small)) => {
-                    let rates: Vec<f64> = big
-                        .iter()
-                        .zip(small)
-                        .map(|(b, s)| b.wall.as_secs_f64() - s.wall.as_secs_f64())
-                        .filter(|&extra_seconds| extra_seconds > 0.0)
-                        .map(|extra_seconds| extra_mib / extra_seconds)
-                        .collect();
-                    match rates.is_empty() {
-                        true => Err("the bigger transfer was never slower (noise)".to_string()),
-                        false => Ok(rates),
-                    }
-                }
+                _ if extra_mib <= 0.0 => Err("the file is too small to take a part of".into()),
+                (Ok(big), Ok(small)) => match (median(big), median(small)) {
+                    (Some(big), Some(small)) if big > small => Ok(vec![extra_mib / (big - small)]),
+                    (Some(_), Some(_)) => Err("the bigger transfer was no slower (noise)".into()),
+                    _ => Err("no samples".into()),
+                },
             };
-            (*runner, rates)
+            (*runner, rate)
         })
         .collect()
 }

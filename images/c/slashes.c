@@ -70,6 +70,9 @@ int main(int argc, char **argv) {
     show("rename d/ d2/", rename("d/", "d2/"));
     show("rename . zz", rename(".", "zz"));
     show("rename f ..", rename("f", ".."));
+    show("rename nope/.. x", rename("nope/..", "x"));
+    show("rmdir nope/..", rmdir("nope/.."));
+    show("rmdir d2/..", rmdir("d2/.."));
     list();
     return 0;
 }

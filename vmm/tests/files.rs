@@ -256,7 +256,8 @@ fn trailing_slashes_match_native_in_a_mount_and_in_tmp() {
         .args(["/work"])
         .sandboxed();
     assert_same(&in_mount, &native);
-    let in_tmp = Program::new(image("slashes-musl")).flags(["--workdir", "/tmp/s"]).args(["/tmp/s"]);
+    let in_tmp =
+        Program::new(image("slashes-musl")).flags(["--workdir", "/tmp/s"]).args(["/tmp/s"]);
     assert_same(&in_tmp.sandboxed(), &native);
 }
 
@@ -276,7 +277,8 @@ fn dotdot_after_symlinks_matches_native_in_a_mount_and_in_tmp() {
         .sandboxed();
     assert_same(&in_mount, &native);
     assert!(mounted.join("f").exists() && !mounted.join("d1/f").exists());
-    let in_tmp = Program::new(image("dotdot-musl")).flags(["--workdir", "/tmp/s"]).args(["/tmp/s"]);
+    let in_tmp =
+        Program::new(image("dotdot-musl")).flags(["--workdir", "/tmp/s"]).args(["/tmp/s"]);
     assert_same(&in_tmp.sandboxed(), &native);
 }
 
@@ -680,7 +682,8 @@ fn symlinks_out_of_a_mount_lead_into_the_guest_never_the_host() {
     let flags = ["--dir".to_string(), format!("{}:/data", path_str(&mounted))];
     for name in ["absolute", "relative", "through-inner", "chain1", "parent/secret"] {
         let path = format!("/data/{name}");
-        let run = Program::new(busybox()).flags(flags.iter().cloned()).args(["cat", &path]).sandboxed();
+        let program = Program::new(busybox()).flags(flags.iter().cloned());
+        let run = program.args(["cat", &path]).sandboxed();
         assert_code(&run, 1);
         assert!(!run.stdout_text().contains("HOST SECRET"), "{name} leaked:\n{}", run.report());
         assert!(run.stderr_text().contains("No such file"), "{name}:\n{}", run.report());
@@ -802,6 +805,28 @@ fn symlinks_lead_from_a_mount_into_other_mounts_and_tmp() {
     let tmp = run(&["sh", "-c", script]);
     assert_code(&tmp, 0);
     assert_eq!(tmp.stdout_text(), "noted\n", "{}", tmp.report());
+
+    // Links bouncing between the mounts: a loop, and chains of 30 hops (followed) and of 45
+    // (more than Linux's 40: ELOOP).
+    std::os::unix::fs::symlink("/two/loop", one.join("loop")).expect("symlink");
+    std::os::unix::fs::symlink("/one/loop", two.join("loop")).expect("symlink");
+    for (chain, hops) in [("short", 30), ("long", 45)] {
+        for hop in 0..hops {
+            let (dir, next) = if hop % 2 == 0 { (&one, "two") } else { (&two, "one") };
+            let target = match hop + 1 == hops {
+                true => "/two/file".to_string(),
+                false => format!("/{next}/{chain}{}", hop + 1),
+            };
+            std::os::unix::fs::symlink(target, dir.join(format!("{chain}{hop}"))).expect("link");
+        }
+    }
+    let looped = run(&["cat", "/one/loop", "/one/long0"]);
+    assert_code(&looped, 1);
+    let loops = looped.stderr_text().matches("Too many levels of symbolic links").count();
+    assert_eq!(loops, 2, "{}", looped.report());
+    let chained = run(&["cat", "/one/short0"]);
+    assert_code(&chained, 0);
+    assert_eq!(chained.stdout_text(), "in the second mount\n", "{}", chained.report());
 
     let moved = run(&["mv", "/one/two-dir/file", "/one/two-dir/renamed"]);
     assert_code(&moved, 0);

@@ -554,7 +554,11 @@ fn fd_link_text(kernel: &Kernel, description: &Description) -> Vec<u8> {
 }
 
 /// The status of what `resolved` names.
-pub(super) fn node_stat(kernel: &mut Kernel, resolved: &Resolved, follow: bool) -> Result<HostStat, Errno> {
+pub(super) fn node_stat(
+    kernel: &mut Kernel,
+    resolved: &Resolved,
+    follow: bool,
+) -> Result<HostStat, Errno> {
     let stat = match &resolved.node {
         Node::Tmpfs(ino) => tmpfs_stat(kernel, *ino),
         Node::Missing { .. } => return Err(Errno::ENOENT),
@@ -818,8 +822,11 @@ pub fn fchdir(kernel: &mut Kernel, fd: u64) -> SysResult {
     if !is_directory(kernel, &description) {
         return Err(Errno::ENOTDIR);
     }
-    kernel.vfs.cwd = dotdot::canonical(kernel, &description.path)?;
-    kernel.vfs.cwd_is_canonical = true;
+    // The directory may have been renamed since it was opened: then its old path is all
+    // there is (a known shortcoming: Linux follows the directory itself).
+    let canonical = dotdot::canonical(kernel, &description.path);
+    kernel.vfs.cwd_is_canonical = canonical.is_ok();
+    kernel.vfs.cwd = canonical.unwrap_or_else(|_| description.path.clone());
     Ok(0)
 }
 
@@ -855,6 +862,10 @@ pub fn unlinkat(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64) -> SysRe
     }
     let remove_dir = flags & AT_REMOVEDIR != 0;
     let spelled = read_user_path(kernel, path, false)?;
+    if matches!(last_spelled(&spelled), b"." | b"..") {
+        // What the path names must exist before its last component is judged.
+        lookup_bytes(kernel, dirfd, &spelled, true)?;
+    }
     match last_spelled(&spelled) {
         b"." if remove_dir => return Err(Errno::EINVAL),
         b".." if remove_dir => return Err(Errno::ENOTEMPTY),
@@ -918,9 +929,12 @@ pub fn renameat2(
     }
     let old = read_user_path(kernel, old_path, false)?;
     let new = read_user_path(kernel, new_path, false)?;
-    // `.` and `..` name no entry of their own to move or replace.
-    if [&old, &new].iter().any(|path| matches!(last_spelled(path), b"." | b"..")) {
-        return Err(Errno::EBUSY);
+    // `.` and `..` name no entry of their own to move or replace (once they name anything).
+    for (dirfd, path) in [(old_dirfd, &old), (new_dirfd, &new)] {
+        if matches!(last_spelled(path), b"." | b"..") {
+            lookup_bytes(kernel, dirfd, path, true)?;
+            return Err(Errno::EBUSY);
+        }
     }
     let old = lookup_entry(kernel, old_dirfd, &old)?;
     let new = lookup_entry(kernel, new_dirfd, &new)?;
@@ -1258,7 +1272,14 @@ pub fn fchmod(kernel: &mut Kernel, fd: u64, mode: u64) -> SysResult {
 }
 
 /// `chown` and friends: the program's one user may "change" owners only to themselves.
-pub fn fchownat(kernel: &mut Kernel, dirfd: u64, path: u64, owner: u64, group: u64, flags: u64) -> SysResult {
+pub fn fchownat(
+    kernel: &mut Kernel,
+    dirfd: u64,
+    path: u64,
+    owner: u64,
+    group: u64,
+    flags: u64,
+) -> SysResult {
     let stat = stat_at(kernel, dirfd, path, flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))?;
     // A change of owner is a change, refused on a read-only mount before anything else.
     let spelled = match path {
