@@ -245,6 +245,9 @@ impl Vfs {
             if let Body::Symlink(target) = &self.tmpfs.get(child).body {
                 if !last || follow_last {
                     let parent = path::join(&names[..index]);
+                    // A `..` in the target is applied to its spelling here (a known
+                    // shortcoming when the target goes through another symlink first; a `..`
+                    // the program spells itself goes through `syscall::dotdot`).
                     let mut next = path::normalize(&parent, target)?.path;
                     for rest in &names[index + 1..] {
                         if next != b"/" {

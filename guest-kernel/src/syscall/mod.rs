@@ -59,6 +59,9 @@ pub fn dispatch(kernel: &mut Kernel, frame: &mut TrapFrame) {
 /// [`call`], run again each time a lookup met a host symlink that leaves its mount, now kept
 /// in `Vfs::exits` and followed in the guest. Nothing was done by the failed run: the
 /// request that met the link was refused by the host before acting.
+///
+/// Each link counts once here, on top of the hops one resolution follows by itself, so a
+/// path may take more than Linux's 40 links in all before `ELOOP` (a known difference).
 fn call_following_exits(kernel: &mut Kernel, number: u64, args: Args) -> SysResult {
     let mut answer = call(kernel, number, args);
     while answer == Err(Errno::LEFT_MOUNT) {
