@@ -154,20 +154,28 @@ impl Vfs {
     /// Resolves `path` against the directory `base` (a normal absolute guest path). The last
     /// component's symlink is followed only with `follow_last`.
     pub fn resolve(&self, base: &[u8], path: &[u8], follow_last: bool) -> Result<Resolved, Errno> {
-        let slash_follows = path::normalize(base, path)?.trailing_slash;
-        self.resolve_as(base, path, follow_last || slash_follows)
+        self.resolve_as(base, path, follow_last, true)
     }
 
     /// Resolves `path` to the directory entry it names, never following its last component,
     /// not even for a trailing `/`: what unlink, rmdir and rename act on (Linux then answers
     /// `ENOTDIR` for a slash after anything but a directory).
     pub fn resolve_entry(&self, base: &[u8], path: &[u8]) -> Result<Resolved, Errno> {
-        self.resolve_as(base, path, false)
+        self.resolve_as(base, path, false, false)
     }
 
-    fn resolve_as(&self, base: &[u8], path: &[u8], follow_last: bool) -> Result<Resolved, Errno> {
+    /// [`Vfs::resolve`], where a trailing `/` also makes the last component followed only
+    /// with `slash_follows`.
+    fn resolve_as(
+        &self,
+        base: &[u8],
+        path: &[u8],
+        follow_last: bool,
+        slash_follows: bool,
+    ) -> Result<Resolved, Errno> {
         let normal = path::normalize(base, path)?;
         let trailing_slash = normal.trailing_slash;
+        let follow_last = follow_last || (slash_follows && trailing_slash);
         let mut current = normal.path;
         for _ in 0..=MAX_SYMLINK_HOPS {
             if let Some(next) = self.through_exit(&current, follow_last) {
