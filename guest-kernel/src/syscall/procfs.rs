@@ -20,7 +20,8 @@ use super::io::{self, Pieces};
 
 /// Creates the generated files once, if `path` (as the program spelled it) names `/proc`.
 pub fn create_if_named(kernel: &mut Kernel, path: &[u8]) {
-    if !path.windows(4).any(|part| part == b"proc") {
+    // Once created, no path need be scanned again.
+    if kernel.vfs.generated_created || !path.windows(4).any(|part| part == b"proc") {
         return;
     }
     create(kernel);
