@@ -13,7 +13,7 @@
 //! answer for each case (`EFAULT`, `EBADF`, `EPIPE` with its `SIGPIPE`): a request that
 //! failed moved no data.
 
-use shim_abi::{Opcode, RESULT_PAGE_NOT_PRESENT, SG_HOST_WRITES, SG_USER_VIRTUAL, USER_END};
+use shim_abi::{Opcode, RESULT_PAGE_NOT_PRESENT, SG_HOST_WRITES, SG_USER_VIRTUAL};
 
 use super::io::{self, MAX_CHUNK, MAX_RW_COUNT};
 use crate::errno::SysResult;
@@ -36,7 +36,7 @@ pub fn try_transfer(kernel: &mut Kernel, number: u64, args: &[u64; 6]) -> Option
         _ => return None,
     };
     let (buffer, count) = (args[1], args[2]);
-    let in_user_half = buffer.checked_add(count).is_some_and(|end| end <= USER_END);
+    let in_user_half = io::check_user_range(buffer, count).is_ok();
     let (handle, allowed) = match kernel.files.shortcut(args[0]) {
         Shortcut::Host { handle, readable, writable } => {
             (handle, if host_writes { readable } else { writable })

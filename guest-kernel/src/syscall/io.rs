@@ -489,7 +489,7 @@ pub(super) const MAX_RW_COUNT: u64 = 0x7fff_f000;
 
 /// Linux's `access_ok` on a read's or write's buffer: `EFAULT` unless all of it (even an
 /// empty one) lies below the end of user space, whatever is mapped there.
-fn check_user_range(buf: u64, count: u64) -> Result<(), Errno> {
+pub(super) fn check_user_range(buf: u64, count: u64) -> Result<(), Errno> {
     match buf.checked_add(count) {
         Some(end) if end <= USER_END => Ok(()),
         _ => Err(Errno::EFAULT),
