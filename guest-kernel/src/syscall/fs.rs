@@ -4,6 +4,7 @@
 //! tmpfs here or sends one request naming a mount and a path beneath it, which the VMM checks
 //! and carries out under its policy (`:ro` mounts answer `EROFS` from the host).
 
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -649,8 +650,15 @@ pub fn fstat(kernel: &mut Kernel, fd: u64, buf: u64) -> SysResult {
     write_stat(kernel, buf, &stat)
 }
 
-/// The status for `*stat*at` with `dirfd`, `path` and `flags`.
-fn stat_at(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64) -> Result<HostStat, Errno> {
+/// What a `*at` call with `dirfd`, `path` and `flags` (`AT_EMPTY_PATH`,
+/// `AT_SYMLINK_NOFOLLOW`) acts on: a path resolved (and whether its last link is followed),
+/// or, for an empty path, the open file `dirfd`.
+enum AtTarget {
+    Path(Resolved, bool),
+    Open(Arc<Description>),
+}
+
+fn target_at(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64) -> Result<AtTarget, Errno> {
     let empty_allowed = flags & AT_EMPTY_PATH != 0;
     let path = if path == 0 && empty_allowed {
         Vec::new()
@@ -660,15 +668,20 @@ fn stat_at(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64) -> Result<Hos
     if path.is_empty() {
         if dirfd as i32 == AT_FDCWD {
             let cwd = kernel.vfs.cwd.clone();
-            let resolved = kernel.vfs.resolve(b"/", &cwd, true)?;
-            return node_stat(kernel, &resolved, true);
+            return Ok(AtTarget::Path(kernel.vfs.resolve(b"/", &cwd, true)?, true));
         }
-        let description = kernel.files.get(dirfd)?.description;
-        return description_stat(kernel, &description);
+        return Ok(AtTarget::Open(kernel.files.get(dirfd)?.description));
     }
     let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
-    let resolved = lookup_bytes(kernel, dirfd, &path, follow)?;
-    node_stat(kernel, &resolved, follow)
+    Ok(AtTarget::Path(lookup_bytes(kernel, dirfd, &path, follow)?, follow))
+}
+
+/// The status for `*stat*at` with `dirfd`, `path` and `flags`.
+fn stat_at(kernel: &mut Kernel, dirfd: u64, path: u64, flags: u64) -> Result<HostStat, Errno> {
+    match target_at(kernel, dirfd, path, flags)? {
+        AtTarget::Path(resolved, follow) => node_stat(kernel, &resolved, follow),
+        AtTarget::Open(description) => description_stat(kernel, &description),
+    }
 }
 
 pub fn newfstatat(kernel: &mut Kernel, dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
@@ -1280,21 +1293,17 @@ pub fn fchownat(
     group: u64,
     flags: u64,
 ) -> SysResult {
-    let stat = stat_at(kernel, dirfd, path, flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))?;
-    // A change of owner is a change, refused on a read-only mount before anything else.
-    let spelled = match path {
-        0 => Vec::new(),
-        _ => read_user_path(kernel, path, true)?,
-    };
-    let read_only = match spelled.is_empty() {
-        true if dirfd as i32 == AT_FDCWD => kernel.vfs.resolve(b"/", &kernel.vfs.cwd, true)?,
-        true => {
-            let description = kernel.files.get(dirfd)?.description;
+    let flags = flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH);
+    let (resolved, follow) = match target_at(kernel, dirfd, path, flags)? {
+        AtTarget::Path(resolved, follow) => (resolved, follow),
+        AtTarget::Open(description) => {
+            let stat = description_stat(kernel, &description)?;
             return chown_description(kernel, &description, &stat, owner, group);
         }
-        false => lookup_bytes(kernel, dirfd, &spelled, flags & AT_SYMLINK_NOFOLLOW == 0)?,
     };
-    if let Node::Host { mount, .. } = read_only.node {
+    let stat = node_stat(kernel, &resolved, follow)?;
+    // A change of owner is a change, refused on a read-only mount before anything else.
+    if let Node::Host { mount, .. } = resolved.node {
         if kernel.vfs.mounts[mount].read_only {
             return Err(Errno::EROFS);
         }
