@@ -302,9 +302,9 @@ pub enum Opcode {
     /// Fills the SG list with zero bytes. Result: bytes.
     Zero = 32,
     /// `sendfile` on the host from file handle (or stdin, 0) `args[0]` to `args[1]` (a file
-    /// handle, or stdout or stderr), each stdio stream only when the VMM uses a host fd for it, at most `args[2]` bytes, reading at
-    /// offset `args[3]` ([`SPLICE_AT_POSITION`]: at the input's own position, which moves). The
-    /// data never enters guest memory. Result: bytes moved; `EINVAL` for a pair the host can't
+    /// handle, or stdout or stderr), each stdio stream only when the VMM uses a host fd for
+    /// it, at most `args[2]` bytes, reading at offset `args[3]` ([`SPLICE_AT_POSITION`]: at
+    /// the input's own position, which moves). The data never enters guest memory. Result: bytes moved; `EINVAL` for a pair the host can't
     /// splice (the guest then copies through its own memory).
     Splice = 33,
     /// Sets (`args[1]` = 1) or clears (0) `O_APPEND` on file handle `args[0]`, as the

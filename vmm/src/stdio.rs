@@ -354,7 +354,6 @@ impl Stdio {
     }
 }
 
-/// Writes every buffer to `fd`, retrying short writes; returns the bytes written or -errno.
 /// One `pwritev` of the buffers at `offset` (a partial write is returned as such).
 fn pwrite_host(fd: RawFd, buffers: &[&[u8]], offset: i64) -> i64 {
     let iovecs: Vec<libc::iovec> = buffers
@@ -371,6 +370,7 @@ fn pwrite_host(fd: RawFd, buffers: &[&[u8]], offset: i64) -> i64 {
     }
 }
 
+/// Writes every buffer to `fd`, retrying short writes; returns the bytes written or -errno.
 fn write_all_host(fd: RawFd, buffers: &[&[u8]]) -> i64 {
     let mut written: usize = 0;
     for buffer in buffers {

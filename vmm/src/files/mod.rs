@@ -713,7 +713,6 @@ impl FileService {
     }
 }
 
-/// A guest file offset: negative ones are `EINVAL`, as for `pread(2)`.
 /// Takes set-user-ID, and set-group-ID with group execute, off the file `fd` is open on.
 fn clear_set_id_bits(fd: &OwnedFd) -> Result<(), Errno> {
     let mode = rustix::fs::fstat(fd)?.st_mode;
@@ -780,6 +779,7 @@ fn transfer_vectored(
 /// Linux's `UIO_MAXIOV`: the most ranges one `readv`/`writev` takes.
 const IOV_MAX: usize = 1024;
 
+/// A guest file offset: negative ones are `EINVAL`, as for `pread(2)`.
 fn file_offset(value: u64) -> Result<i64, Errno> {
     i64::try_from(value).map_err(|_| Errno::EINVAL)
 }
