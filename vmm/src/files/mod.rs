@@ -147,6 +147,20 @@ impl FileService {
         Ok((mount, path))
     }
 
+    /// The mount `id`, the path the first `len` bytes of the SG list name, and the rest of
+    /// the list: the buffer the host writes its answer into.
+    fn mount_path_and_buffer(
+        &self,
+        memory: &GuestMemoryMmap,
+        request: &Request,
+        id: u64,
+        len: u64,
+    ) -> Result<(&MountRoot, GuestPath, Sg), Errno> {
+        let mount = self.mount(id)?;
+        let (path_sg, buffer) = Sg::of(memory, request)?.split_at(len)?;
+        Ok((mount, guest::read_path(memory, &path_sg)?, buffer))
+    }
+
     fn file(&self, handle: u64) -> Result<&OpenFile, Errno> {
         self.handles.get(handle)
     }
@@ -573,9 +587,7 @@ impl FileService {
         id: u64,
         len: u64,
     ) -> Reply {
-        let mount = self.mount(id)?;
-        let (path_sg, buffer) = Sg::of(memory, request)?.split_at(len)?;
-        let path = guest::read_path(memory, &path_sg)?;
+        let (mount, path, buffer) = self.mount_path_and_buffer(memory, request, id, len)?;
         if buffer.total() == 0 {
             return Err(Errno::EINVAL);
         }
@@ -604,9 +616,7 @@ impl FileService {
         id: u64,
         len: u64,
     ) -> Reply {
-        let mount = self.mount(id)?;
-        let (path_sg, buffer) = Sg::of(memory, request)?.split_at(len)?;
-        let path = guest::read_path(memory, &path_sg)?;
+        let (mount, path, buffer) = self.mount_path_and_buffer(memory, request, id, len)?;
         if buffer.total() < PATH_MAX {
             return Err(Errno::EINVAL);
         }
