@@ -94,9 +94,11 @@ pub fn find_exit(root: BorrowedFd<'_>, path: &GuestPath) -> Option<(usize, Vec<u
     // by hand, and the walk costs one open per component (plus one per symlink).
     let bytes = path.as_bytes();
     let mut dir: Option<OwnedFd> = None;
-    let mut end = 0;
+    let mut start = 0;
     for name in bytes.split(|&byte| byte == b'/') {
-        end += name.len() + usize::from(end > 0 || name.is_empty());
+        // The path up to and including this name is `bytes[..end]`.
+        let end = start + name.len();
+        start = end + 1;
         if name.is_empty() {
             continue;
         }
