@@ -66,13 +66,8 @@ pub fn check_mounts(mounts: &mut [Mount]) -> Result<()> {
     // A mount inside another needs its mount point there, as on Linux: else listings of the
     // outer directory would leave it out.
     for mount in mounts.iter() {
-        let outer = mounts
-            .iter()
-            .filter(|other| other.guest != mount.guest && mount.guest.starts_with(&other.guest))
-            .max_by_key(|other| other.guest.as_os_str().len());
-        let Some(outer) = outer else { continue };
-        let relative = mount.guest.strip_prefix(&outer.guest).unwrap_or(Path::new(""));
-        let point = outer.host.join(relative);
+        let outer = mounts.iter().filter(|other| other.guest != mount.guest);
+        let Some((outer, point)) = beneath_innermost(outer, &mount.guest) else { continue };
         if !point.is_dir() {
             return Err(Error::Mount {
                 spec: spec(mount),
@@ -157,13 +152,7 @@ pub fn normalise_workdir(workdir: &Path) -> Result<PathBuf> {
 pub fn check_workdir(workdir: &Path, mounts: &[Mount]) -> Result<()> {
     let fail =
         |reason: String| Error::Config(format!("--workdir {}: {reason}", workdir.display()));
-    let innermost = mounts
-        .iter()
-        .filter(|mount| workdir.starts_with(&mount.guest))
-        .max_by_key(|mount| mount.guest.as_os_str().len());
-    if let Some(mount) = innermost {
-        let relative = workdir.strip_prefix(&mount.guest).unwrap_or(Path::new(""));
-        let host = mount.host.join(relative);
+    if let Some((mount, host)) = beneath_innermost(mounts.iter(), workdir) {
         if !host.is_dir() {
             return Err(fail(format!(
                 "{} is not a directory under --dir {}:{} (create it first)",
@@ -179,6 +168,19 @@ pub fn check_workdir(workdir: &Path, mounts: &[Mount]) -> Result<()> {
         return Err(fail("is in the tree the sandbox provides: pick another".to_string()));
     }
     Ok(())
+}
+
+/// The innermost of `mounts` that holds guest path `guest`, and where `guest` lies on the
+/// host beneath it.
+fn beneath_innermost<'a>(
+    mounts: impl Iterator<Item = &'a Mount>,
+    guest: &Path,
+) -> Option<(&'a Mount, PathBuf)> {
+    let mount = mounts
+        .filter(|mount| guest.starts_with(&mount.guest))
+        .max_by_key(|mount| mount.guest.as_os_str().len())?;
+    let relative = guest.strip_prefix(&mount.guest).unwrap_or(Path::new(""));
+    Some((mount, mount.host.join(relative)))
 }
 
 fn check_config_path(path: &Path) -> std::result::Result<(), String> {
